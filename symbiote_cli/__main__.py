@@ -1,0 +1,7 @@
+"""Allow ``python -m symbiote_cli``."""
+
+from __future__ import annotations
+
+from symbiote_cli.cli import main
+
+main()

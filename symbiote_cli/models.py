@@ -1,0 +1,334 @@
+"""Typed data: GitHub events as the events API returns them, routing decisions,
+action requests/results and the records kept on the storage branch.
+
+Everything here is I/O free; storage and the CLI serialise these with
+``model_dump(mode="json")`` and ``json.dumps(sort_keys=True)``.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# GitHub's own limits: logins are alphanumerics and single hyphens (max 39);
+# repository names are ASCII letters, digits, '.', '-' and '_' (max 100).
+LOGIN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/[A-Za-z0-9._-]{1,100}$")
+EVENT_ID_RE = re.compile(r"^[0-9]{1,30}$")
+KEY_RE = re.compile(r"^[A-Za-z0-9._:@-]{1,200}$")
+
+MARKER_PREFIX = "<!-- symbiote:"
+
+
+def valid_login(login: str) -> str:
+    """Return ``login`` if it is a GitHub login; it becomes part of storage paths."""
+    if not LOGIN_RE.match(login):
+        raise ValueError(f"not a GitHub login: {login!r}")
+    return login
+
+
+def valid_repo(full_name: str) -> str:
+    """Return ``owner/name`` if well formed (it reaches URLs, never a shell or a path)."""
+    if not REPO_RE.match(full_name) or full_name.split("/", 1)[1] in {".", ".."}:
+        raise ValueError(f"not an owner/repo name: {full_name!r}")
+    return full_name
+
+
+class Route(StrEnum):
+    """Who handles an event (see README "Routing")."""
+
+    KERNEL = "kernel"
+    APP = "app"
+    USER = "user"
+    IGNORE = "ignore"
+
+
+class AuthMode(StrEnum):
+    """Which credentials an action uses."""
+
+    APP = "app"
+    USER = "user"
+
+
+class Actor(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    login: str
+    id: int | None = None
+
+
+class EventRepo(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    id: int | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        return valid_repo(value)
+
+
+class Event(BaseModel):
+    """One item of ``GET /users/{username}/events`` (schema ``event`` in GitHub's OpenAPI)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    type: str = Field(min_length=1, max_length=100)
+    actor: Actor
+    repo: EventRepo
+    payload: dict[str, Any] = Field(default_factory=dict)
+    public: bool = True
+    created_at: str | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _event_id(cls, value: Any) -> str:
+        # Event ids are opaque strings of digits; they compare as integers.
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if not isinstance(text, str) or not EVENT_ID_RE.match(text):
+            raise ValueError("event id must be a string of digits")
+        return text
+
+    @property
+    def id_int(self) -> int:
+        return int(self.id)
+
+    @property
+    def repo_name(self) -> str:
+        return self.repo.name
+
+    @property
+    def owner(self) -> str:
+        return self.repo.name.split("/", 1)[0]
+
+    @property
+    def action(self) -> str | None:
+        value = self.payload.get("action")
+        return value if isinstance(value, str) else None
+
+    @property
+    def private(self) -> bool:
+        return not self.public
+
+    def _sub(self, key: str) -> dict[str, Any]:
+        value = self.payload.get(key)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def issue_number(self) -> int | None:
+        """The issue or PR number the event is about, if any."""
+        for key in ("issue", "pull_request"):
+            number = self._sub(key).get("number")
+            if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+                return number
+        number = self.payload.get("number")
+        if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+            return number
+        return None
+
+    @property
+    def text(self) -> str:
+        """The user-written text the event carries (comment, review, issue or PR body)."""
+        for key in ("comment", "review", "issue", "pull_request"):
+            body = self._sub(key).get("body")
+            if isinstance(body, str):
+                return body
+        return ""
+
+    @property
+    def title(self) -> str:
+        for key in ("issue", "pull_request"):
+            title = self._sub(key).get("title")
+            if isinstance(title, str):
+                return title
+        return ""
+
+    @property
+    def html_url(self) -> str | None:
+        for key in ("comment", "review", "issue", "pull_request"):
+            url = self._sub(key).get("html_url")
+            if isinstance(url, str):
+                return url
+        return None
+
+    @property
+    def is_symbiote_marked(self) -> bool:
+        """True when the text carries our hidden marker: it is our own doing."""
+        return MARKER_PREFIX in self.text
+
+
+class RouteDecision(BaseModel):
+    """The result of routing one event; ``route --json`` prints exactly these fields."""
+
+    event_id: str
+    type: str
+    repo: str
+    route: Route
+    reason: str
+
+
+class ActionKind(StrEnum):
+    COMMENT = "comment"
+    REACTION = "reaction"
+    LABEL = "label"
+    DISPATCH = "dispatch"
+    KERNEL = "kernel"
+    NONE = "none"
+
+
+REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
+
+
+class ActionRequest(BaseModel):
+    """One thing to do on GitHub, with the key that makes doing it idempotent.
+
+    ``symbiote act`` reads exactly this (JSON), and the poll loop builds the same.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ActionKind
+    repo: str
+    idempotency_key: str
+    auth: AuthMode = AuthMode.USER
+    issue_number: int | None = Field(default=None, gt=0)
+    comment_id: int | None = Field(default=None, gt=0)
+    body: str | None = Field(default=None, max_length=65536)
+    reaction: str | None = None
+    labels: list[str] = Field(default_factory=list, max_length=100)
+    workflow: str | None = Field(default=None, max_length=255)
+    ref: str | None = Field(default=None, max_length=255)
+    inputs: dict[str, str] = Field(default_factory=dict)
+    event_id: str | None = None
+    private: bool = False
+    reason: str = ""
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        return valid_repo(value)
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not KEY_RE.match(value):
+            raise ValueError("idempotency_key: 1-200 characters of letters, digits and ._:@-")
+        return value
+
+    @field_validator("reaction")
+    @classmethod
+    def _reaction(cls, value: str | None) -> str | None:
+        if value is not None and value not in REACTIONS:
+            raise ValueError(f"reaction must be one of {', '.join(REACTIONS)}")
+        return value
+
+    def check_complete(self) -> None:
+        """Raise ValueError when fields the kind needs are missing."""
+        need: dict[ActionKind, tuple[str, ...]] = {
+            ActionKind.COMMENT: ("issue_number", "body"),
+            ActionKind.REACTION: ("reaction",),
+            ActionKind.LABEL: ("issue_number",),
+            ActionKind.DISPATCH: ("workflow",),
+        }
+        missing = [name for name in need.get(self.kind, ()) if getattr(self, name) in (None, "")]
+        if self.kind is ActionKind.REACTION and self.issue_number is None and self.comment_id is None:
+            missing.append("issue_number or comment_id")
+        if self.kind is ActionKind.LABEL and not self.labels:
+            missing.append("labels")
+        if missing:
+            raise ValueError(f"{self.kind.value} request is missing {', '.join(missing)}")
+
+    @property
+    def marker(self) -> str:
+        """Hidden HTML marker that makes a comment findable, hence idempotent."""
+        event = f" event={self.event_id}" if self.event_id else ""
+        return f"{MARKER_PREFIX}{self.kind.value} key={self.idempotency_key}{event} -->"
+
+
+class ActionStatus(StrEnum):
+    DONE = "done"
+    ALREADY_DONE = "already_done"
+    PLANNED = "planned"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+    SKIPPED = "skipped"
+
+
+class ActionResult(BaseModel):
+    idempotency_key: str
+    kind: ActionKind
+    repo: str
+    status: ActionStatus
+    detail: str = ""
+    url: str | None = None
+    status_code: int | None = None
+    at: float = 0.0
+
+
+class ProcessedEvent(BaseModel):
+    """What the storage branch keeps about one event (redacted or encrypted when private)."""
+
+    event_id: str
+    type: str
+    repo: str
+    route: Route
+    reason: str
+    created_at: str | None = None
+    processed_at: float
+    private: bool = False
+    actions: list[ActionResult] = Field(default_factory=list)
+    sealed: str | None = None  # Fernet token of the clear record when private and a key is set
+
+
+class Cursor(BaseModel):
+    """Where polling left off for one user."""
+
+    schema_version: int = 1
+    user: str
+    last_event_id: str | None = None
+    etag: str | None = None
+    baseline_at: float | None = None
+    updated_at: float = 0.0
+
+    @property
+    def last_id_int(self) -> int:
+        return int(self.last_event_id) if self.last_event_id else 0
+
+
+class RegistryEntry(BaseModel):
+    """Whether a repo is served by the UbiquityOS kernel, and how we know."""
+
+    repo: str
+    kernel: bool
+    source: str
+    checked_at: float
+
+
+class SessionStatus(StrEnum):
+    STARTING = "starting"
+    ACTIVE = "active"
+    ENDED = "ended"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+class Session(BaseModel):
+    """One polling session of one user (worker and CLI read the same record)."""
+
+    schema_version: int = 1
+    id: str
+    user: str
+    mode: str = "local"
+    status: SessionStatus = SessionStatus.STARTING
+    run_id: str | None = None
+    run_url: str | None = None
+    started_at: float
+    heartbeat_at: float
+    deadline_at: float | None = None
+    ended_at: float | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
