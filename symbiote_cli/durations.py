@@ -37,8 +37,8 @@ def parse_duration(text: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """Render seconds compactly (``1h05m``, ``42s``) for summaries and logs."""
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
         return f"{hours}h{minutes:02d}m"
