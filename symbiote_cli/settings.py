@@ -56,12 +56,18 @@ class Settings(BaseSettings):
     worker_token: SecretStr | None = None
     repo: str | None = None
     retention_days: int = Field(default=30, ge=1)
-    heartbeat_interval: float = Field(default=300.0, gt=0)
+    heartbeat_interval: float = Field(default=900.0, gt=0)
     writes_per_minute: int = Field(default=60, ge=1, le=80)
     writes_per_hour: int = Field(default=450, ge=1, le=500)
     max_pages: int = Field(default=3, ge=1, le=3)
     push_retries: int = Field(default=5, ge=0)
     config: Path | None = None
+    http_timeout: float = Field(default=15.0, gt=0)
+    http_retries: int = Field(default=4, ge=0, le=10)
+    # PyGithub's own throttle; GitHub asks for a second between content-creating requests
+    # (https://docs.github.com/rest/using-the-rest-api/best-practices-for-using-the-rest-api).
+    seconds_between_requests: float = Field(default=0.25, ge=0)
+    seconds_between_writes: float = Field(default=1.0, ge=0)
 
     @field_validator("kernel_repos", "kernel_owners", mode="before")
     @classmethod

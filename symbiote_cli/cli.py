@@ -1,0 +1,449 @@
+"""The ``symbiote`` command line: parse, call the core, print.
+
+Every failure is a ``SymbioteError`` raised by the core and turned here, once,
+into one red line on stderr and a named exit code (0 ok, 1 failure, 2 usage,
+configuration or input error). ``--debug`` or ``SYMBIOTE_LOG_LEVEL=DEBUG``
+shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from symbiote_cli import __version__
+from symbiote_cli.errors import ExitCode, SymbioteError, UsageError
+
+if TYPE_CHECKING:
+    from symbiote_cli.poller import RunStats
+    from symbiote_cli.settings import Settings
+
+app = typer.Typer(
+    name="symbiote",
+    help="Symbiote: a proactive GitHub agent that polls your events and acts on your behalf.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+store_app = typer.Typer(help="Inspect the storage branch (`__STORAGE__`).", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+_DEBUG = False
+
+StorageRepoOpt = Annotated[
+    Path | None, typer.Option("--storage-repo", help="Fork checkout holding the storage branch [default: .]")
+]
+StorageBranchOpt = Annotated[
+    str | None, typer.Option("--storage-branch", help="Storage branch [default: __STORAGE__]")
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"symbiote {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Symbiote polls `GET /users/{you}/events`, decides who handles each new event
+    (UbiquityOS kernel, app or your own token) and acts, keeping its state on the
+    `__STORAGE__` branch of your fork.
+    """
+
+
+def _settings(debug: bool = False, **overrides: Any) -> Settings:
+    from symbiote_cli.output import REDACT, setup_logging
+    from symbiote_cli.settings import load_settings
+
+    global _DEBUG  # noqa: PLW0603 - one process-wide switch read by main()
+    settings = load_settings(**overrides)
+    if debug or settings.log_level.upper() == "DEBUG":
+        _DEBUG = True
+    for secret in settings.secrets():
+        REDACT.add(secret)
+    setup_logging("DEBUG" if _DEBUG else settings.log_level)
+    return settings
+
+
+def _in_actions() -> bool:
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+# -- poll -----------------------------------------------------------------------------
+
+
+@app.command()
+def poll(
+    user: Annotated[str | None, typer.Option(help="GitHub login to poll [default: the token's owner]")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Run one cycle and exit.")] = False,
+    interval: Annotated[
+        float | None, typer.Option(help="Seconds between polls (X-Poll-Interval wins if larger) [default: 60]")
+    ] = None,
+    duration: Annotated[str | None, typer.Option(help="Stop after this long: 30s, 90m, 6h, 5h45m.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and print; write nothing.")] = False,
+    backfill: Annotated[
+        bool, typer.Option("--backfill", help="On the first run, act on the events already in the feed.")
+    ] = False,
+    storage_repo: StorageRepoOpt = None,
+    storage_branch: StorageBranchOpt = None,
+    session_id: Annotated[str | None, typer.Option(help="Session id given by the worker.")] = None,
+    callback_url: Annotated[str | None, typer.Option(help="Worker URL to report the session to.")] = None,
+    chain: Annotated[
+        bool, typer.Option("--chain", help="In GitHub Actions: dispatch the next run at the deadline.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON lines for machines.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Poll your events and act on new ones, until stopped or --duration passes.
+
+    Example: `GH_PAT=... symbiote poll --duration 5h45m`
+    """
+    from symbiote_cli.durations import parse_duration
+
+    seconds = parse_duration(duration) if duration else None
+    if _in_actions():
+        _mask_early()
+    settings = _settings(debug, interval=interval, storage_repo=storage_repo, storage_branch=storage_branch)
+    from symbiote_cli.output import LineObserver
+    from symbiote_cli.runner import PollRequest, run_poll
+
+    stop = threading.Event()
+    _install_signals(stop)
+    req = PollRequest(
+        user=user,
+        once=once,
+        duration=seconds,
+        dry_run=dry_run,
+        backfill=backfill,
+        session_id=session_id,
+        mode="actions" if _in_actions() else "local",
+        run_id=os.environ.get("GITHUB_RUN_ID"),
+        run_url=_run_url(),
+    )
+    observer = LineObserver(reveal_private=not _in_actions(), as_json=json_out)
+    stats: RunStats | None = None
+    error: BaseException | None = None
+    try:
+        stats = run_poll(settings, req, observer=observer, stop=stop)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        if _in_actions():
+            _actions_report(stats, error)
+    if chain and stats.exit_reason == "deadline reached":
+        from symbiote_cli.runner import chain_next_run
+
+        workflow = chain_next_run(
+            settings,
+            dict(os.environ),
+            {
+                "user": user or "",
+                "duration": duration or "",
+                "session_id": session_id or "",
+                "callback_url": callback_url or "",
+            },
+        )
+        from symbiote_cli.output import emit
+
+        emit(f"chained the next run of {workflow}")
+    _print_stats(stats, json_out)
+
+
+def _mask_early() -> None:
+    """``::add-mask::`` every secret before anything else is printed."""
+    from symbiote_cli.settings import load_settings
+
+    try:
+        secrets = load_settings().secrets()
+    except SymbioteError:
+        secrets = [os.environ.get(name, "") for name in ("GH_PAT", "GITHUB_TOKEN", "SYMBIOTE_STORAGE_KEY")]
+    for value in secrets:
+        if value:
+            sys.stdout.write(f"::add-mask::{value}\n")
+    sys.stdout.flush()
+
+
+def _run_url() -> str | None:
+    server, repo, run = (os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None
+
+
+def _install_signals(stop: threading.Event) -> None:
+    """First SIGINT/SIGTERM: finish the event in hand and flush. Second: stop now.
+
+    GitHub cancels a job with SIGINT, then SIGTERM 7.5 s later.
+    """
+    hits = {"n": 0}
+
+    def handle(_signum: int, _frame: object) -> None:
+        hits["n"] += 1
+        stop.set()
+        if hits["n"] > 1:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGTERM, handle)
+
+
+def _actions_report(stats: RunStats | None, error: BaseException | None) -> None:
+    try:
+        from symbiote_cli import gha
+    except ImportError:  # pragma: no cover - gha ships with the package
+        return
+    gha.report_run(stats, error)
+
+
+def _print_stats(stats: RunStats, json_out: bool) -> None:
+    from symbiote_cli.output import emit, emit_json
+
+    if json_out:
+        emit_json(
+            {
+                "kind": "summary",
+                "session_id": stats.session_id,
+                "cycles": stats.cycles,
+                "events": dict(stats.events_by_route),
+                "actions_taken": stats.actions_taken,
+                "actions_failed": stats.actions_failed,
+                "storage_commits": stats.storage_commits,
+                "exit_reason": stats.exit_reason,
+            }
+        )
+        return
+    routes = ", ".join(f"{k} {v}" for k, v in sorted(stats.events_by_route.items())) or "none"
+    emit(
+        f"{stats.exit_reason}: {stats.cycles} cycles, events: {routes}; actions: {stats.actions_taken} taken, "
+        f"{stats.actions_failed} failed; {stats.storage_commits} storage commits"
+    )
+
+
+# -- route ------------------------------------------------------------------------------
+
+
+@app.command()
+def route(
+    source: Annotated[str | None, typer.Argument(help="Event JSON file, or - for stdin.", show_default=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
+    user: Annotated[str | None, typer.Option(help="Whose feed the events come from [default: the actor].")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Print who handles each event: kernel, app, user or ignore — and why. Offline.
+
+    Reads one event, a JSON array of events or JSON lines.
+    Example: `symbiote route event.json --json`
+    """
+    settings = _settings(debug)
+    from symbiote_cli.inputs import parse_events, read_text
+    from symbiote_cli.output import emit, emit_json
+    from symbiote_cli.routing import RoutingContext, route_event
+    from symbiote_cli.rules import DefaultRules, is_sensitive, summarize
+
+    events = parse_events(read_text(source))
+    planner = DefaultRules()
+    for event in events:
+        who = user or settings.user or event.actor.login
+        planned = planner.plan(event, who)
+        ctx = RoutingContext.build(
+            who,
+            kernel_repos=settings.kernel_repos,
+            kernel_owners=settings.kernel_owners,
+            planned={event.id: (summarize(planned), any(is_sensitive(r) for r in planned))},
+        )
+        decision = route_event(event, ctx)
+        if json_out:
+            emit_json(decision.model_dump(mode="json"))
+        else:
+            emit(f"{decision.event_id} {decision.type} {decision.repo} -> {decision.route.value}: {decision.reason}")
+
+
+# -- act ----------------------------------------------------------------------------------
+
+
+@app.command()
+def act(
+    source: Annotated[
+        str | None, typer.Argument(help="Action request JSON file, or - for stdin.", show_default=False)
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be done.")] = False,
+    state_id: Annotated[
+        str | None, typer.Option(help="Act at most once for this state id; result kept in the storage outbox.")
+    ] = None,
+    inputs_env: Annotated[
+        str | None, typer.Option(help="Read workflow inputs (JSON) from this environment variable.")
+    ] = None,
+    callback_url: Annotated[str | None, typer.Option(help="POST the signed result here.")] = None,
+    storage_repo: StorageRepoOpt = None,
+    storage_branch: StorageBranchOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Execute one action request — the same code path `poll` uses.
+
+    Example:
+    `echo '{"kind":"comment","repo":"octo/hello","issue_number":1,"body":"hi","idempotency_key":"k1"}'
+    | symbiote act -`
+    """
+    if _in_actions():
+        _mask_early()
+    settings = _settings(debug, storage_repo=storage_repo, storage_branch=storage_branch)
+    from symbiote_cli import acting
+    from symbiote_cli.output import emit, emit_json
+
+    if inputs_env is not None:
+        outcome = acting.act_from_inputs(
+            settings, inputs_env, dict(os.environ), dry_run=dry_run, callback_url=callback_url
+        )
+    else:
+        from symbiote_cli.inputs import parse_request, read_text
+
+        request = parse_request(read_text(source))
+        outcome = acting.act_once(settings, request, state_id=state_id, dry_run=dry_run, callback_url=callback_url)
+    result = outcome.result
+    if json_out:
+        emit_json({"state_id": outcome.state_id, **result.model_dump(mode="json")})
+    else:
+        url = f" {result.url}" if result.url else ""
+        emit(f"{result.kind.value} {result.repo}: {result.status.value} ({result.detail}){url}")
+    if result.status.value == "failed":
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+# -- store ----------------------------------------------------------------------------------
+
+
+@store_app.command("events")
+def store_events(
+    user: Annotated[str | None, typer.Option(help="Whose events [default: SYMBIOTE_USER, else all users].")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
+    storage_repo: StorageRepoOpt = None,
+    storage_branch: StorageBranchOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """List processed events, newest first.
+
+    Example: `symbiote store events --user octo --json`
+    """
+    settings = _settings(debug, storage_repo=storage_repo, storage_branch=storage_branch)
+    from symbiote_cli import storeview
+    from symbiote_cli.output import emit, emit_json
+
+    for record in storeview.events(settings, user or settings.user, limit=limit):
+        if json_out:
+            emit_json(record.model_dump(mode="json", exclude_none=True))
+        else:
+            acts = ", ".join(f"{a.kind.value} {a.status.value}" for a in record.actions) or "no action"
+            emit(f"{record.event_id} {record.type} {record.repo} -> {record.route.value}: {acts}")
+
+
+@store_app.command("get")
+def store_get(
+    path: Annotated[str, typer.Argument(help="File on the storage branch, e.g. users/octo/cursor.json")],
+    storage_repo: StorageRepoOpt = None,
+    storage_branch: StorageBranchOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Print one JSON file of the storage branch.
+
+    Example: `symbiote store get users/octo/cursor.json`
+    """
+    settings = _settings(debug, storage_repo=storage_repo, storage_branch=storage_branch)
+    from symbiote_cli import storeview
+    from symbiote_cli.output import emit
+
+    emit(storeview.get(settings, path))
+
+
+@store_app.command("log")
+def store_log(
+    limit: Annotated[int, typer.Option(min=1, help="How many commits.")] = 20,
+    storage_repo: StorageRepoOpt = None,
+    storage_branch: StorageBranchOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show the storage branch's recent commits.
+
+    Example: `symbiote store log --limit 5`
+    """
+    settings = _settings(debug, storage_repo=storage_repo, storage_branch=storage_branch)
+    from symbiote_cli import storeview
+    from symbiote_cli.output import emit
+
+    for line in storeview.log_lines(settings, limit):
+        emit(line)
+
+
+@store_app.command("gc")
+def store_gc(
+    retention_days: Annotated[int | None, typer.Option(min=1, help="Keep this many days [default: 30].")] = None,
+    storage_repo: StorageRepoOpt = None,
+    storage_branch: StorageBranchOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Prune ended sessions and processed-event logs older than the retention period.
+
+    Example: `symbiote store gc --retention-days 30`
+    """
+    settings = _settings(
+        debug, storage_repo=storage_repo, storage_branch=storage_branch, retention_days=retention_days
+    )
+    from symbiote_cli import storeview
+    from symbiote_cli.output import emit
+
+    removed = storeview.gc(settings)
+    emit(f"removed {len(removed)} files" + (": " + ", ".join(removed[:20]) if removed else ""))
+
+
+def main() -> None:
+    """Entry point: run the app, turn every failure into one line and an exit code."""
+    import click
+
+    from symbiote_cli.output import error_line
+
+    debug_env = os.environ.get("SYMBIOTE_LOG_LEVEL", "").upper() == "DEBUG" or "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(ExitCode.OK)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        sys.exit(ExitCode.OK)
+    except SymbioteError as exc:
+        if _DEBUG or debug_env:
+            import traceback
+
+            from symbiote_cli.output import REDACT
+
+            sys.stderr.write(REDACT(traceback.format_exc()))
+        error_line(exc.message)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - the one place every unexpected failure becomes one line
+        if _DEBUG or debug_env:
+            import traceback
+
+            from symbiote_cli.output import REDACT
+
+            sys.stderr.write(REDACT(traceback.format_exc()))
+        error_line(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
+        sys.exit(ExitCode.FAILURE)
+
+
+__all__ = ["UsageError", "app", "main"]

@@ -1,0 +1,100 @@
+"""Reading events and action requests given on the command line.
+
+``route`` accepts one event, a JSON array of events, or JSON lines; ``act``
+accepts one action request. Errors name the line or item and the field, never
+echo the (attacker-controlled) content.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from symbiote_cli.errors import InputError
+from symbiote_cli.models import ActionRequest, Event
+
+MAX_INPUT_BYTES = 32 * 1024 * 1024
+
+
+def read_text(source: str | None) -> str:
+    """Read FILE, or standard input for ``-``/None."""
+    try:
+        if source in (None, "-"):
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+            where = "standard input"
+        else:
+            path = Path(str(source))
+            if not path.is_file():
+                raise InputError(f"no such file: {source}")
+            with path.open("rb") as handle:
+                data = handle.read(MAX_INPUT_BYTES + 1)
+            where = str(source)
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(f"{where} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{where} is not UTF-8 text") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors(include_input=False, include_url=False)[0]
+    loc = ".".join(str(p) for p in first.get("loc", ())) or "value"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{loc}: {first.get('msg', 'invalid')}{more}"
+
+
+def _validate(model: type[BaseModel], item: Any, where: str) -> Any:
+    if not isinstance(item, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(item).__name__}")
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        raise InputError(f"{where}: {_describe(exc)}") from None
+
+
+def parse_events(text: str) -> list[Event]:
+    """One event, a JSON array of events, or JSON lines."""
+    stripped = text.strip()
+    if not stripped:
+        raise InputError("no input: give an event as JSON (object, array or JSON lines)")
+    try:
+        whole = json.loads(stripped)
+    except json.JSONDecodeError as first_error:
+        events = []
+        for number, line in enumerate(stripped.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if number == 1:
+                    raise InputError(
+                        f"malformed JSON at line {first_error.lineno} column {first_error.colno}: {first_error.msg}"
+                    ) from None
+                raise InputError(f"malformed JSON on line {number}: {exc.msg}") from None
+            events.append(_validate(Event, item, f"line {number}"))
+        return events
+    if isinstance(whole, list):
+        return [_validate(Event, item, f"item {i}") for i, item in enumerate(whole)]
+    return [_validate(Event, whole, "event")]
+
+
+def parse_request(text: str) -> ActionRequest:
+    """One action request (see README "Action requests")."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    request: ActionRequest = _validate(ActionRequest, data, "request")
+    try:
+        request.check_complete()
+    except ValueError as exc:
+        raise InputError(f"request: {exc}") from None
+    return request

@@ -1,0 +1,181 @@
+"""Everything Symbiote prints: one red error line, log lines, JSON lines.
+
+Secrets are masked in every line that leaves the process (``Redactor``), as a
+second line of defence: messages are built from our own words and never from
+tokens in the first place. Private repos are named only where the reader is
+the user (their terminal), never in a public Actions log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TextIO
+
+from symbiote_cli.models import ActionRequest, ActionResult, ActionStatus, Event, RouteDecision
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from symbiote_cli.poller import CycleReport
+
+MASK = "***"
+
+
+class Redactor:
+    """Replaces every configured secret with ``***``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 4 and secret not in self.secrets:
+            self.secrets = sorted([*self.secrets, secret], key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+
+REDACT = Redactor()
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg = REDACT(message)
+        record.args = None
+        return True
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr, secrets masked; DEBUG shows tracebacks and PyGithub's chatter."""
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("symbiote").setLevel(numeric)
+    if numeric > logging.DEBUG:
+        for noisy in ("github", "urllib3", "git"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    """The one red line every failure ends with."""
+    from rich.markup import escape
+
+    err_console().print(f"[bold red]error:[/] {escape(REDACT(message))}")
+
+
+def warn_line(message: str) -> None:
+    from rich.markup import escape
+
+    err_console().print(f"[yellow]warning:[/] {escape(REDACT(message))}")
+
+
+def emit(line: str, stream: TextIO | None = None) -> None:
+    """Print one line of command output (stdout), secrets masked."""
+    target = stream or sys.stdout
+    target.write(REDACT(line) + "\n")
+    target.flush()
+
+
+def emit_json(obj: Any, stream: TextIO | None = None) -> None:
+    emit(json.dumps(obj, sort_keys=True, ensure_ascii=False), stream)
+
+
+def _safe(text: str, limit: int = 120) -> str:
+    """Untrusted text for a log line: one line, no control characters, bounded."""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
+    return cleaned[:limit]
+
+
+class LineObserver:
+    """One plain line per event and per action (non-terminal output)."""
+
+    def __init__(self, *, reveal_private: bool = True, as_json: bool = False, stream: TextIO | None = None) -> None:
+        self.reveal_private = reveal_private
+        self.as_json = as_json
+        self.stream = stream
+
+    def _repo(self, repo: str, private: bool) -> str:
+        if private and not self.reveal_private:
+            from symbiote_cli.privacy import repo_key
+
+            return repo_key(repo)
+        return repo
+
+    def cycle_started(self, number: int) -> None:
+        return None
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        if self.as_json:
+            emit_json(
+                {
+                    "kind": "cycle",
+                    "cycle": report.number,
+                    "status": report.status,
+                    "new": report.new,
+                    "handled": report.handled,
+                    "deferred": report.deferred,
+                    "commit": report.commit,
+                },
+                self.stream,
+            )
+
+    def decided(self, event: Event, decision: RouteDecision) -> None:
+        repo = self._repo(event.repo_name, event.private)
+        reason = decision.reason if (self.reveal_private or not event.private) else "(private repo)"
+        if self.as_json:
+            record = {"kind": "event", **decision.model_dump(mode="json"), "repo": repo, "reason": reason}
+            emit_json(record, self.stream)
+        else:
+            emit(f"event {event.id} {event.type} {repo} -> {decision.route.value}: {_safe(reason)}", self.stream)
+
+    def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None:
+        repo = self._repo(request.repo, request.private)
+        hidden = request.private and not self.reveal_private
+        url = None if hidden else result.url
+        detail = "(private repo)" if hidden else _safe(result.detail)
+        if self.as_json:
+            emit_json(
+                {
+                    "kind": "action",
+                    "event_id": event.id if event else None,
+                    "action": request.kind.value,
+                    "repo": repo,
+                    "status": result.status.value,
+                    "detail": detail,
+                    "url": url,
+                },
+                self.stream,
+            )
+            return
+        where = f"{repo}#{request.issue_number}" if request.issue_number else repo
+        tail = f" {url}" if url else ""
+        emit(f"action {request.kind.value} {where}: {result.status.value} ({detail}){tail}", self.stream)
+
+    def warn(self, message: str) -> None:
+        if self.as_json:
+            emit_json({"kind": "warning", "message": message}, self.stream)
+        else:
+            warn_line(message)
+
+
+def result_failed(result: ActionResult) -> bool:
+    return result.status is ActionStatus.FAILED

@@ -1,0 +1,105 @@
+"""Which repos the UbiquityOS kernel serves — looked up once, cached with a TTL.
+
+The kernel acts only where its app is installed and a config exists: the repo's
+``.github/.ubiquity-os.config.yml`` or a repository named ``.ubiquity-os`` owned
+by the repo's owner (../shared/ubiquity-os/README.md). With app credentials the
+installation lookup is authoritative; the config probe is the fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from symbiote_cli.errors import AuthError, GitHubError, RateLimitedError
+from symbiote_cli.models import Event, RegistryEntry
+from symbiote_cli.routing import registry_key
+
+if TYPE_CHECKING:
+    from symbiote_cli.clock import Clock
+    from symbiote_cli.ghclient import GitHubClient
+
+log = logging.getLogger("symbiote.registry")
+
+CONFIG_PATH = ".github/.ubiquity-os.config.yml"
+OWNER_REPO = ".ubiquity-os"
+
+# repo -> True/False when the app's installation lookup answered, None when unknown.
+InstallationLookup = Callable[[str], bool | None]
+
+
+class KernelRegistry:
+    """Resolves and caches kernel-served repos; ``changed`` tells the loop to store it."""
+
+    def __init__(
+        self,
+        client: GitHubClient,
+        clock: Clock,
+        *,
+        entries: dict[str, RegistryEntry] | None = None,
+        ttl: float = 6 * 3600.0,
+        kernel_repos: Iterable[str] = (),
+        kernel_owners: Iterable[str] = (),
+        installation_lookup: InstallationLookup | None = None,
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.entries: dict[str, RegistryEntry] = dict(entries or {})
+        self.ttl = ttl
+        self.kernel_repos = frozenset(r.lower() for r in kernel_repos)
+        self.kernel_owners = frozenset(o.lower() for o in kernel_owners)
+        self.installation_lookup = installation_lookup
+        self.changed: dict[str, RegistryEntry] = {}
+        self._owner_cache: dict[str, bool] = {}
+
+    def _fresh(self, key: str) -> bool:
+        entry = self.entries.get(key)
+        return entry is not None and self.clock.now() - entry.checked_at < self.ttl
+
+    def resolve(self, events: Iterable[Event], *, force: bool = False) -> None:
+        """Look up every repo of ``events`` whose entry is missing or stale."""
+        seen: set[str] = set()
+        for event in events:
+            repo = event.repo_name
+            key = registry_key(repo, private=event.private)
+            if key in seen or repo.lower() in self.kernel_repos or event.owner.lower() in self.kernel_owners:
+                continue
+            seen.add(key)
+            if not force and self._fresh(key):
+                continue
+            if event.is_symbiote_marked:
+                continue
+            try:
+                kernel, source = self._probe(repo)
+            except (AuthError, RateLimitedError):
+                raise
+            except GitHubError as exc:
+                # Unknown is not "no": keep any older entry, try again next time.
+                log.warning("kernel lookup for a repo failed (%s); will retry", exc.status or "network")
+                continue
+            entry = RegistryEntry(
+                repo=key if event.private else repo, kernel=kernel, source=source, checked_at=self.clock.now()
+            )
+            self.entries[key] = entry
+            self.changed[key] = entry
+
+    def _probe(self, repo: str) -> tuple[bool, str]:
+        if self.installation_lookup is not None:
+            installed = self.installation_lookup(repo)
+            if installed is False:
+                return False, "app not installed"
+            if installed is None:
+                log.info("installation lookup unavailable; falling back to the config probe")
+        if self.client.file_exists(repo, CONFIG_PATH):
+            return True, f"{CONFIG_PATH} exists"
+        owner = repo.split("/", 1)[0]
+        if owner.lower() not in self._owner_cache:
+            self._owner_cache[owner.lower()] = self.client.get_repo(f"{owner}/{OWNER_REPO}") is not None
+        if self._owner_cache[owner.lower()]:
+            return True, f"owner has a {OWNER_REPO} repository"
+        return False, "no kernel config found"
+
+    def take_changes(self) -> dict[str, RegistryEntry]:
+        changed, self.changed = self.changed, {}
+        return changed

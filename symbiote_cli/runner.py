@@ -1,0 +1,195 @@
+"""Wiring: builds the client, storage, executor and poller from Settings.
+
+The CLI and the worker call these; tests build the same objects with fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from symbiote_cli.clock import Clock, SystemClock
+from symbiote_cli.errors import ConfigError, GitHubError
+from symbiote_cli.models import valid_login
+
+if TYPE_CHECKING:
+    from symbiote_cli.actions import Executor
+    from symbiote_cli.appauth import AppCredentials
+    from symbiote_cli.ghclient import GitHubClient
+    from symbiote_cli.poller import Observer, Poller, RunStats
+    from symbiote_cli.privacy import Sealer
+    from symbiote_cli.settings import Settings
+    from symbiote_cli.storage import Storage
+
+log = logging.getLogger("symbiote.runner")
+
+
+def make_client(settings: Settings) -> GitHubClient:
+    from symbiote_cli.ghclient import GitHubClient
+    from symbiote_cli.output import REDACT
+
+    token = settings.token()
+    REDACT.add(token)
+    if settings.token_source == "GITHUB_TOKEN":
+        log.warning("using GITHUB_TOKEN: the user's private events are invisible to it; set GH_PAT for them")
+    return GitHubClient.from_settings(settings, token=token)
+
+
+def make_storage(settings: Settings, clock: Clock | None = None) -> Storage:
+    from symbiote_cli.storage import Storage
+
+    storage = Storage(
+        settings.storage_repo,
+        settings.storage_branch,
+        settings.storage_remote,
+        push_retries=settings.push_retries,
+        clock=clock,
+    )
+    storage.open()
+    return storage
+
+
+def make_sealer(settings: Settings) -> Sealer | None:
+    from symbiote_cli.privacy import Sealer
+
+    return Sealer.from_settings(settings)
+
+
+def make_executor(settings: Settings, client: GitHubClient, clock: Clock, *, dry_run: bool) -> Executor:
+    from symbiote_cli.actions import Executor
+
+    app = make_app(settings)
+    return Executor(client, clock, app_clients=app.client_for if app else None, dry_run=dry_run)
+
+
+def make_app(settings: Settings) -> AppCredentials | None:
+    """App credentials when both SYMBIOTE_APP_ID and SYMBIOTE_APP_PRIVATE_KEY are set."""
+    if not (settings.app_id and settings.app_private_key):
+        return None
+    from symbiote_cli.appauth import AppCredentials
+
+    return AppCredentials.from_settings(settings)
+
+
+def resolve_user(settings: Settings, client: GitHubClient, user: str | None) -> str:
+    """``--user``, else ``SYMBIOTE_USER``, else the token's owner."""
+    login = user or settings.user
+    if not login:
+        login = client.whoami()
+    try:
+        return valid_login(login)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+@dataclass
+class PollRequest:
+    user: str | None = None
+    once: bool = False
+    duration: float | None = None
+    dry_run: bool = False
+    backfill: bool = False
+    session_id: str | None = None
+    mode: str = "local"
+    run_id: str | None = None
+    run_url: str | None = None
+
+
+def build_poller(
+    settings: Settings,
+    req: PollRequest,
+    *,
+    client: GitHubClient,
+    storage: Storage,
+    clock: Clock,
+    observer: Observer | None = None,
+    stop: threading.Event | None = None,
+) -> Poller:
+    from symbiote_cli.pacing import WriteBudget
+    from symbiote_cli.poller import Poller, PollOptions
+    from symbiote_cli.registry import KernelRegistry
+    from symbiote_cli.rules import DefaultRules
+
+    user = resolve_user(settings, client, req.user)
+    deadline = clock.now() + req.duration if req.duration else None
+    options = PollOptions(
+        user=user,
+        interval=settings.interval,
+        dry_run=req.dry_run,
+        backfill=req.backfill,
+        max_pages=settings.max_pages,
+        heartbeat_interval=settings.heartbeat_interval,
+        session_id=req.session_id,
+        mode=req.mode,
+        run_id=req.run_id,
+        run_url=req.run_url,
+        deadline=deadline,
+        kernel_repos=tuple(settings.kernel_repos),
+        kernel_owners=tuple(settings.kernel_owners),
+    )
+    app = make_app(settings)
+    registry = KernelRegistry(
+        client,
+        clock,
+        installation_lookup=app.is_installed if app else None,
+        ttl=settings.registry_ttl,
+        kernel_repos=settings.kernel_repos,
+        kernel_owners=settings.kernel_owners,
+    )
+    return Poller(
+        options,
+        client=client,
+        storage=storage,
+        clock=clock,
+        executor=make_executor(settings, client, clock, dry_run=req.dry_run),
+        planner=DefaultRules(),
+        registry=registry,
+        budget=WriteBudget(clock, settings.writes_per_minute, settings.writes_per_hour),
+        sealer=make_sealer(settings),
+        observer=observer,
+        stop=stop,
+    )
+
+
+def run_poll(
+    settings: Settings,
+    req: PollRequest,
+    *,
+    observer: Observer | None = None,
+    stop: threading.Event | None = None,
+    clock: Clock | None = None,
+) -> RunStats:
+    """The whole ``symbiote poll``: start, cycle until done, finish."""
+    clock = clock or SystemClock()
+    client = make_client(settings)
+    storage = make_storage(settings, clock)
+    poller = build_poller(settings, req, client=client, storage=storage, clock=clock, observer=observer, stop=stop)
+    poller.start()
+    stats = poller.run(once=req.once)
+    stats.storage_commits = storage.commits_made
+    return stats
+
+
+def chain_next_run(settings: Settings, env: dict[str, str], inputs: dict[str, str]) -> str:
+    """Dispatch the next run of this workflow (GitHub Actions), with the same inputs.
+
+    ``GITHUB_TOKEN`` may trigger ``workflow_dispatch`` (https://docs.github.com/actions/using-workflows/triggering-a-workflow#triggering-a-workflow-from-a-workflow).
+    """
+    from symbiote_cli.ghclient import GitHubClient
+
+    repo = env.get("GITHUB_REPOSITORY", "")
+    workflow_ref = env.get("GITHUB_WORKFLOW_REF", "")
+    token = env.get("GITHUB_TOKEN") or settings.token()
+    if not repo or "@" not in workflow_ref:
+        raise ConfigError("--chain needs GITHUB_REPOSITORY and GITHUB_WORKFLOW_REF (it runs inside GitHub Actions)")
+    path, ref = workflow_ref.split("@", 1)
+    workflow = path.rsplit("/", 1)[-1]
+    ref = ref.removeprefix("refs/heads/")
+    client = GitHubClient(token, settings.api_url, timeout=settings.http_timeout, token_source="GITHUB_TOKEN")
+    try:
+        client.dispatch_workflow(repo, workflow, ref, {k: v for k, v in inputs.items() if v})
+    except GitHubError as exc:
+        raise GitHubError(f"could not chain the next run of {workflow}: {exc.message}", exc.status) from None
+    return workflow

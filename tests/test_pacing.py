@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from symbiote_cli.clock import FakeClock
+from symbiote_cli.pacing import WriteBudget
+
+
+def test_minute_window() -> None:
+    clock = FakeClock()
+    budget = WriteBudget(clock, per_minute=3, per_hour=100)
+    budget.record(3)
+    assert budget.available() == 0
+    assert not budget.allows(1)
+    assert budget.seconds_until_available() == 60
+    clock.advance(60)
+    assert budget.available() == 3
+
+
+def test_hour_window_caps_even_when_minutes_pass() -> None:
+    clock = FakeClock()
+    budget = WriteBudget(clock, per_minute=80, per_hour=100)
+    for _ in range(5):
+        budget.record(20)
+        clock.advance(61)
+    assert budget.available() == 0
+    assert 0 < budget.seconds_until_available() <= 3600
+    clock.advance(3600)
+    assert budget.available() == 80
+
+
+def test_allows_checks_the_whole_batch() -> None:
+    budget = WriteBudget(FakeClock(), per_minute=2, per_hour=10)
+    assert budget.allows(2)
+    assert not budget.allows(3)
