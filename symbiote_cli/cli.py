@@ -131,6 +131,7 @@ def poll(
         mode="actions" if _in_actions() else "local",
         run_id=os.environ.get("GITHUB_RUN_ID"),
         run_url=_run_url(),
+        callback_url=callback_url,
     )
     observer = LineObserver(reveal_private=not _in_actions(), as_json=json_out)
     stats: RunStats | None = None

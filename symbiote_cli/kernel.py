@@ -55,8 +55,8 @@ JQIDAQAB
 -----END PUBLIC KEY-----
 """
 
-KERNEL_TOKEN_ISSUER = "ubiquity-os-kernel"  # noqa: S105 - a claim value, not a secret
-KERNEL_TOKEN_AUDIENCE = "ai.ubq.fi"  # noqa: S105 - a claim value, not a secret
+KERNEL_TOKEN_ISSUER = "ubiquity-os-kernel"
+KERNEL_TOKEN_AUDIENCE = "ai.ubq.fi"
 KERNEL_TOKEN_LEEWAY = 60.0
 RETURN_EVENT_TYPE = "return-data-to-ubiquity-os-kernel"
 MAX_DECOMPRESSED_BYTES = 10 * 1024 * 1024

@@ -297,6 +297,8 @@ class Poller:
         )
         if self._pending_records or self._cursor_dirty or heartbeat_due or self._pending_outbox:
             report.commit = self._flush(self._heartbeat() if heartbeat_due else None, self._message(report))
+            if heartbeat_due and self.session is not None and self.session_hook:
+                self.session_hook(self.session)
         self.observer.cycle_finished(report)
         return report
 

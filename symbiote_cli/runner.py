@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from symbiote_cli.clock import Clock, SystemClock
 from symbiote_cli.errors import ConfigError, GitHubError
-from symbiote_cli.models import valid_login
+from symbiote_cli.models import Session, valid_login
 
 if TYPE_CHECKING:
     from symbiote_cli.actions import Executor
@@ -95,6 +96,7 @@ class PollRequest:
     mode: str = "local"
     run_id: str | None = None
     run_url: str | None = None
+    callback_url: str | None = None
 
 
 def build_poller(
@@ -150,7 +152,23 @@ def build_poller(
         sealer=make_sealer(settings),
         observer=observer,
         stop=stop,
+        session_hook=session_reporter(settings, req.callback_url, clock) if req.callback_url else None,
     )
+
+
+def session_reporter(settings: Settings, url: str, clock: Clock) -> Callable[[Session], None]:
+    """Report session changes (active, heartbeat, ended) to the worker, signed."""
+    from symbiote_cli.callbacks import post_signed
+
+    secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
+    if not secret:
+        raise ConfigError("--callback-url needs SYMBIOTE_CALLBACK_SECRET to sign the session reports")
+
+    def report(session: Session) -> None:
+        payload = {"kind": "session", **session.model_dump(mode="json")}
+        post_signed(url, payload, secret, clock.now())
+
+    return report
 
 
 def run_poll(
