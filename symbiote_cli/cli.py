@@ -8,6 +8,7 @@ shows tracebacks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -165,16 +166,14 @@ def poll(
 
 def _mask_early() -> None:
     """``::add-mask::`` every secret before anything else is printed."""
+    from symbiote_cli import gha
     from symbiote_cli.settings import load_settings
 
-    try:
-        secrets = load_settings().secrets()
-    except SymbioteError:
-        secrets = [os.environ.get(name, "") for name in ("GH_PAT", "GITHUB_TOKEN", "SYMBIOTE_STORAGE_KEY")]
-    for value in secrets:
-        if value:
-            sys.stdout.write(f"::add-mask::{value}\n")
-    sys.stdout.flush()
+    names = ("GH_PAT", "GITHUB_TOKEN", "SYMBIOTE_STORAGE_KEY", "SYMBIOTE_CALLBACK_SECRET", "SYMBIOTE_WORKER_TOKEN")
+    secrets = [os.environ.get(name, "") for name in names]
+    with contextlib.suppress(SymbioteError):
+        secrets.extend(load_settings().secrets())
+    gha.add_masks(secrets)
 
 
 def _run_url() -> str | None:

@@ -118,6 +118,9 @@ class RunStats:
     gaps: int = 0
     storage_commits: int = 0
     exit_reason: str = "finished"
+    rate_limit_used: int | None = None
+    rate_limit_remaining: int | None = None
+    dry_run: bool = False
 
     @property
     def events_processed(self) -> int:
@@ -222,6 +225,9 @@ class Poller:
 
         self.stats.exit_reason = reason
         self.stats.ended_at = self.clock.now()
+        self.stats.dry_run = self.opts.dry_run
+        self.stats.rate_limit_used = self.client.rate.used
+        self.stats.rate_limit_remaining = self.client.rate.remaining
         session = self.session
         ended: Session | None = None
         if session is not None and not self.opts.dry_run:
