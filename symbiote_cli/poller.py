@@ -209,12 +209,18 @@ class Poller:
         self.session = incoming
         self.stats.session_id = incoming.id
 
+        won = {"yes": True}
+
         def claim(view: state.Reader) -> dict[str, Any]:
             current = state.load_session(view, self.opts.user)
-            mine, _old = sessions.supersede(current, incoming, self.clock.now(), self.opts.heartbeat_interval)
-            return {state.session_path(self.opts.user): mine.model_dump(mode="json")}
+            winner, _old = sessions.supersede(current, incoming, self.clock.now(), self.opts.heartbeat_interval)
+            won["yes"] = winner.id == incoming.id
+            return {state.session_path(self.opts.user): winner.model_dump(mode="json")} if won["yes"] else {}
 
         self._commit(claim, f"session {incoming.id[:12]}: start for {self.opts.user}")
+        if not won["yes"]:
+            self.session = None
+            raise SupersededError(f"a newer session of {self.opts.user} is already running; not starting")
         self._last_heartbeat = now
         if self.session_hook:
             self.session_hook(incoming)

@@ -149,7 +149,7 @@ def test_incomplete_request_fails_without_calling_github() -> None:
 
 def test_app_auth_uses_app_client_only_for_public_requests() -> None:
     user, app = FakeClient(), FakeClient()
-    ex = executor(user, app_clients=lambda repo: app)  # type: ignore[arg-type,return-value]
+    ex = executor(user, app_clients=lambda _repo: app)  # type: ignore[arg-type,return-value]
     ex.execute(comment().model_copy(update={"auth": AuthMode.APP}))
     ex.execute(comment("k2").model_copy(update={"auth": AuthMode.APP, "private": True}))
     assert app.posts == 1

@@ -59,7 +59,8 @@ def test_private_issue_goes_to_user() -> None:
 
 
 def test_own_acknowledgment_is_ignored_even_in_kernel_repo() -> None:
-    payload = {"action": "created", "issue": {"number": 7}, "comment": {"body": "hi\n<!-- symbiote:comment key=ack-1 -->"}}
+    body = "hi\n<!-- symbiote:comment key=ack-1 -->"
+    payload = {"action": "created", "issue": {"number": 7}, "comment": {"body": body}}
     event = make_event("IssueCommentEvent", payload=payload)
     decision = decide(event, kernel_repos=["octo/hello"])
     assert decision.route is Route.IGNORE
