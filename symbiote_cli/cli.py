@@ -408,6 +408,145 @@ def store_gc(
     emit(f"removed {len(removed)} files" + (": " + ", ".join(removed[:20]) if removed else ""))
 
 
+# -- serve ----------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (keep 127.0.0.1 unless a proxy fronts it).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 4000,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SYMBIOTE_WORKER_URL",
+            help="The worker's public base URL, for callback URLs [default: the request's own URL].",
+        ),
+    ] = None,
+    storage_repo: StorageRepoOpt = None,
+    storage_branch: StorageBranchOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Run the worker (FastAPI): sessions, state requests from the kernel, signed callbacks.
+
+    Example: `SYMBIOTE_CALLBACK_SECRET=... SYMBIOTE_WORKER_TOKEN=... symbiote serve --port 4000`
+    """
+    settings = _settings(debug, storage_repo=storage_repo, storage_branch=storage_branch)
+    from symbiote_cli.worker import serve as run_worker
+
+    run_worker(settings, host=host, port=port, public_url=public_url)
+
+
+# -- rules ----------------------------------------------------------------------------------
+
+rules_app = typer.Typer(
+    help="Check and explain the rules that decide what Symbiote does (`.github/symbiote.yml`).",
+    no_args_is_help=True,
+)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("check")
+def rules_check(
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Rules file \\[default: SYMBIOTE_CONFIG, else .github/symbiote.yml in the fork checkout].",
+            show_default=False,
+        ),
+    ] = None,
+    storage_repo: StorageRepoOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Validate a rules file: exit 0, or 2 with one `file:line: field: problem` line per problem.
+
+    Example: `symbiote rules check .github/symbiote.yml`
+    """
+    settings = _settings(debug, storage_repo=storage_repo)
+    from symbiote_cli.output import emit
+    from symbiote_cli.rulesfile import RulesFileError, load_rules_file, rules_path
+
+    path = rules_path(settings, file)
+    if path is None:
+        emit("no rules file (SYMBIOTE_CONFIG or .github/symbiote.yml): the built-in rules apply")
+        return
+    try:
+        ruleset = load_rules_file(path)
+    except RulesFileError as exc:
+        for problem in exc.problems:
+            emit(str(problem))
+        count = len(exc.problems)
+        raise UsageError(f"{count} problem{'s' if count > 1 else ''} in {path}") from None
+    names = ", ".join(rule.label(i) for i, rule in enumerate(ruleset.rules))
+    emit(f"{path}: {len(ruleset.rules)} rules, valid" + (f" ({names})" if names else ""))
+
+
+@rules_app.command("explain")
+def rules_explain(
+    source: Annotated[
+        str | None, typer.Argument(help="Event JSON file (events API shape), or - for stdin.", show_default=False)
+    ] = None,
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--rules", help="Rules file \\[default: SYMBIOTE_CONFIG, else .github/symbiote.yml, else built-in]."
+        ),
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Whose feed the event comes from \\[default: the actor].")] = None,
+    storage_repo: StorageRepoOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show which rule matches an event and what it would do. Plans only: no network, no writes.
+
+    Reads one event, a JSON array of events or JSON lines.
+    Example: `symbiote rules explain event.json --rules examples/deploy.yml`
+    """
+    settings = _settings(debug, storage_repo=storage_repo)
+    from symbiote_cli.inputs import parse_events, read_text
+    from symbiote_cli.output import emit, emit_json
+    from symbiote_cli.rulesfile import explain_events
+
+    for explained in explain_events(settings, parse_events(read_text(source)), user=user, rules=rules):
+        if json_out:
+            emit_json(explained.as_json())
+        else:
+            for line in explained.lines():
+                emit(line)
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+
+@app.command()
+def doctor(
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object with every check.")] = False,
+    storage_repo: StorageRepoOpt = None,
+    storage_branch: StorageBranchOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Check the token, private events, storage branch, Actions in the fork, worker and rules file.
+
+    Each check that fails says how to fix it; exit 0 only when none fails.
+    Example: `GH_PAT=... SYMBIOTE_REPO=you/symbiote symbiote doctor`
+    """
+    settings = _settings(debug, storage_repo=storage_repo, storage_branch=storage_branch)
+    from symbiote_cli.doctor import Status, json_report, render_table, run_doctor
+    from symbiote_cli.output import emit_json
+
+    checks = run_doctor(settings)
+    if json_out:
+        emit_json(json_report(checks))
+    else:
+        from rich.console import Console
+
+        render_table(checks, Console(highlight=False))
+    failed = [c.name for c in checks if c.status is Status.FAIL]
+    if failed:
+        raise SymbioteError(f"{len(failed)} of {len(checks)} checks failed: {', '.join(failed)}")
+
+
 def main() -> None:
     """Entry point: run the app, turn every failure into one line and an exit code."""
     import click

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakegithub import FakeGitHub
 
 from symbiote_cli import state
 from symbiote_cli.clock import FakeClock
@@ -17,8 +18,6 @@ from symbiote_cli.poller import CycleReport, Poller
 from symbiote_cli.runner import PollRequest, build_poller
 from symbiote_cli.settings import Settings
 from symbiote_cli.storage import Storage
-
-from fakegithub import FakeGitHub
 
 
 class Recorder:
@@ -248,7 +247,7 @@ def test_gap_warning_when_cursor_fell_out_of_the_window(hello: FakeGitHub, fork:
 
 
 def test_write_budget_carries_events_to_later_cycles(hello: FakeGitHub, fork: Path) -> None:
-    poller, seen, clock = make_poller(hello, fork, writes_per_minute=2)
+    poller, _seen, clock = make_poller(hello, fork, writes_per_minute=2)
     poller.cycle()
     for number in range(1, 6):
         hello.issue_opened("octo", "octo/hello", number)
