@@ -38,10 +38,10 @@ app.add_typer(store_app, name="store")
 _DEBUG = False
 
 StorageRepoOpt = Annotated[
-    Path | None, typer.Option("--storage-repo", help="Fork checkout holding the storage branch [default: .]")
+    Path | None, typer.Option("--storage-repo", help="Fork checkout holding the storage branch \\[default: .]")
 ]
 StorageBranchOpt = Annotated[
-    str | None, typer.Option("--storage-branch", help="Storage branch [default: __STORAGE__]")
+    str | None, typer.Option("--storage-branch", help="Storage branch \\[default: __STORAGE__]")
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
 
@@ -87,10 +87,10 @@ def _in_actions() -> bool:
 
 @app.command()
 def poll(
-    user: Annotated[str | None, typer.Option(help="GitHub login to poll [default: the token's owner]")] = None,
+    user: Annotated[str | None, typer.Option(help="GitHub login to poll \\[default: the token's owner]")] = None,
     once: Annotated[bool, typer.Option("--once", help="Run one cycle and exit.")] = False,
     interval: Annotated[
-        float | None, typer.Option(help="Seconds between polls (X-Poll-Interval wins if larger) [default: 60]")
+        float | None, typer.Option(help="Seconds between polls (X-Poll-Interval wins if larger) \\[default: 60]")
     ] = None,
     duration: Annotated[str | None, typer.Option(help="Stop after this long: 30s, 90m, 6h, 5h45m.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and print; write nothing.")] = False,
@@ -117,7 +117,7 @@ def poll(
     if _in_actions():
         _mask_early()
     settings = _settings(debug, interval=interval, storage_repo=storage_repo, storage_branch=storage_branch)
-    from symbiote_cli.output import LineObserver
+    from symbiote_cli.liveview import close_observer, make_observer
     from symbiote_cli.runner import PollRequest, run_poll
 
     stop = threading.Event()
@@ -134,7 +134,7 @@ def poll(
         run_url=_run_url(),
         callback_url=callback_url,
     )
-    observer = LineObserver(reveal_private=not _in_actions(), as_json=json_out)
+    observer = make_observer(json_out, reveal_private=not _in_actions(), interval=settings.interval)
     stats: RunStats | None = None
     error: BaseException | None = None
     try:
@@ -143,6 +143,7 @@ def poll(
         error = exc
         raise
     finally:
+        close_observer(observer)
         if _in_actions():
             _actions_report(stats, error)
     if chain and stats.exit_reason == "deadline reached":
@@ -238,7 +239,7 @@ def _print_stats(stats: RunStats, json_out: bool) -> None:
 def route(
     source: Annotated[str | None, typer.Argument(help="Event JSON file, or - for stdin.", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
-    user: Annotated[str | None, typer.Option(help="Whose feed the events come from [default: the actor].")] = None,
+    user: Annotated[str | None, typer.Option(help="Whose feed the events come from \\[default: the actor].")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Print who handles each event: kernel, app, user or ignore — and why. Offline.
@@ -250,10 +251,11 @@ def route(
     from symbiote_cli.inputs import parse_events, read_text
     from symbiote_cli.output import emit, emit_json
     from symbiote_cli.routing import RoutingContext, route_event
-    from symbiote_cli.rules import DefaultRules, is_sensitive, summarize
+    from symbiote_cli.rules import is_sensitive, summarize
+    from symbiote_cli.rulesfile import load_planner
 
     events = parse_events(read_text(source))
-    planner = DefaultRules()
+    planner = load_planner(settings)
     for event in events:
         who = user or settings.user or event.actor.login
         planned = planner.plan(event, who)
@@ -327,7 +329,7 @@ def act(
 
 @store_app.command("events")
 def store_events(
-    user: Annotated[str | None, typer.Option(help="Whose events [default: SYMBIOTE_USER, else all users].")] = None,
+    user: Annotated[str | None, typer.Option(help="Whose events \\[default: SYMBIOTE_USER, else all users].")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
     json_out: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
     storage_repo: StorageRepoOpt = None,
@@ -389,7 +391,7 @@ def store_log(
 
 @store_app.command("gc")
 def store_gc(
-    retention_days: Annotated[int | None, typer.Option(min=1, help="Keep this many days [default: 30].")] = None,
+    retention_days: Annotated[int | None, typer.Option(min=1, help="Keep this many days \\[default: 30].")] = None,
     storage_repo: StorageRepoOpt = None,
     storage_branch: StorageBranchOpt = None,
     debug: DebugOpt = False,
@@ -421,7 +423,7 @@ def serve(
         str | None,
         typer.Option(
             envvar="SYMBIOTE_WORKER_URL",
-            help="The worker's public base URL, for callback URLs [default: the request's own URL].",
+            help="The worker's public base URL, for callback URLs \\[default: the request's own URL].",
         ),
     ] = None,
     storage_repo: StorageRepoOpt = None,
@@ -555,7 +557,7 @@ def main() -> None:
 
     debug_env = os.environ.get("SYMBIOTE_LOG_LEVEL", "").upper() == "DEBUG" or "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -583,6 +585,8 @@ def main() -> None:
             sys.stderr.write(REDACT(traceback.format_exc()))
         error_line(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
         sys.exit(ExitCode.FAILURE)
+    # click returns the code of a typer.Exit when not in standalone mode
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)
 
 
 __all__ = ["UsageError", "app", "main"]

@@ -76,7 +76,7 @@ def act_on_kernel_inputs(
     """Verify, then act once for the state id; record in the outbox; return to the kernel."""
     from symbiote_cli.acting import ActOutcome
     from symbiote_cli.kernel import parse_and_verify
-    from symbiote_cli.rules import DefaultRules
+    from symbiote_cli.rulesfile import load_planner
     from symbiote_cli.runner import make_client, make_executor, make_sealer, make_storage, resolve_user
 
     clock = clock or SystemClock()
@@ -97,7 +97,7 @@ def act_on_kernel_inputs(
             state_id, previous.model_copy(update={"status": ActionStatus.ALREADY_DONE, "detail": detail})
         )
     executor = make_executor(settings, client, clock, dry_run=dry_run)
-    planned = DefaultRules().plan(event, user)
+    planned = load_planner(settings).plan(event, user)
     results = [
         executor.execute(
             r.model_copy(update={"auth": AuthMode.USER, "idempotency_key": f"kernel-{state_id}-{i}"}),

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from symbiote_cli.poller import CycleReport
 
 MASK = "***"
+_NOISY = ("github", "urllib3", "git")
 
 
 class Redactor:
@@ -45,7 +46,15 @@ REDACT = Redactor()
 
 
 class _RedactingFilter(logging.Filter):
+    def __init__(self, quiet_libraries: bool) -> None:
+        super().__init__()
+        self.quiet = quiet_libraries
+
     def filter(self, record: logging.LogRecord) -> bool:
+        # PyGithub sets its own logger to INFO when imported; its retry chatter is
+        # only wanted with --debug.
+        if self.quiet and record.levelno < logging.ERROR and record.name.startswith(_NOISY):
+            return False
         message = record.getMessage()
         record.msg = REDACT(message)
         record.args = None
@@ -58,15 +67,12 @@ def setup_logging(level: str) -> None:
     for existing in list(root.handlers):
         root.removeHandler(existing)
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RedactingFilter())
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    handler.addFilter(_RedactingFilter(quiet_libraries=numeric > logging.DEBUG))
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    numeric = getattr(logging, level.upper(), logging.INFO)
-    root.setLevel(logging.WARNING)
+    root.setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
     logging.getLogger("symbiote").setLevel(numeric)
-    if numeric > logging.DEBUG:
-        for noisy in ("github", "urllib3", "git"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def err_console() -> Console:

@@ -112,9 +112,12 @@ def build_poller(
     from symbiote_cli.pacing import WriteBudget
     from symbiote_cli.poller import Poller, PollOptions
     from symbiote_cli.registry import KernelRegistry
-    from symbiote_cli.rules import DefaultRules
+    from symbiote_cli.rulesfile import load_planner
 
     user = resolve_user(settings, client, req.user)
+    attach = getattr(observer, "attach_client", None)
+    if callable(attach):
+        attach(client)
     deadline = clock.now() + req.duration if req.duration else None
     options = PollOptions(
         user=user,
@@ -146,7 +149,7 @@ def build_poller(
         storage=storage,
         clock=clock,
         executor=make_executor(settings, client, clock, dry_run=req.dry_run),
-        planner=DefaultRules(),
+        planner=load_planner(settings),
         registry=registry,
         budget=WriteBudget(clock, settings.writes_per_minute, settings.writes_per_hour),
         sealer=make_sealer(settings),
