@@ -38,7 +38,7 @@ from symbiote_cli.models import (
     SessionStatus,
 )
 from symbiote_cli.routing import RoutingContext, route_event
-from symbiote_cli.rules import is_sensitive, summarize
+from symbiote_cli.rules import KINDS, is_sensitive, summarize
 
 if TYPE_CHECKING:
     from symbiote_cli.actions import Executor
@@ -402,15 +402,18 @@ class Poller:
             )
         if new and not self.opts.dry_run:
             self._check_owner()
+        # Plan first: only repos where something would be done need the kernel lookup
+        # (a push or a star costs no API call).
+        plans = {event.id: self.planner.plan(event, self.opts.user) for event in new}
         if new:
-            self.registry.resolve(new)
+            self.registry.resolve([e for e in new if plans[e.id]])
         report.status = "events" if new else "idle"
         handled = 0
         for index, event in enumerate(new):
             if self.stop.is_set():
                 report.deferred = len(new) - index
                 break
-            if not self._handle(event):
+            if not self._handle(event, plans[event.id]):
                 report.deferred = len(new) - index
                 report.status = "backlog"
                 self.stats.actions_deferred += report.deferred
@@ -443,9 +446,8 @@ class Poller:
         if not sessions.still_owner(stored, self.session.id):
             raise SupersededError(f"session {self.session.id[:12]} was superseded by a newer session; stopping")
 
-    def _handle(self, event: Event) -> bool:
+    def _handle(self, event: Event, planned: list[ActionRequest]) -> bool:
         """Route and act on one event; False when the write budget is spent."""
-        planned = self.planner.plan(event, self.opts.user)
         ctx = RoutingContext.build(
             self.opts.user,
             kernel_repos=self.opts.kernel_repos,
@@ -458,7 +460,8 @@ class Poller:
         if decision.route in (Route.APP, Route.USER):
             auth = AuthMode.USER if decision.route is Route.USER else AuthMode.APP
             requests = [r.model_copy(update={"auth": auth}) for r in planned]
-            if not self.opts.dry_run and not self.budget.allows(len(requests)):
+            writes = sum(1 for r in requests if KINDS[r.kind].writes)
+            if not self.opts.dry_run and not self.budget.allows(writes):
                 return False
         self.observer.decided(event, decision)
         results: list[ActionResult] = []
@@ -466,7 +469,7 @@ class Poller:
             result = self.executor.execute(request, since=event.created_at)
             results.append(result)
             self._count(result)
-            if result.status is ActionStatus.DONE:
+            if result.status is ActionStatus.DONE and KINDS[request.kind].writes:
                 self.budget.record(1)
             self.observer.acted(event, request, result)
         self.stats.events_by_route[decision.route.value] += 1

@@ -338,3 +338,13 @@ def test_dry_run_writes_nothing(hello: FakeGitHub, fork: Path, bare_origin: Path
     assert not hello.comments
     assert [a.status.value for a in seen.actions] == ["planned"]
     assert poller.storage.tip() == tip
+
+
+def test_events_with_nothing_to_do_cost_no_kernel_lookup(hello: FakeGitHub, fork: Path) -> None:
+    poller, _, _ = make_poller(hello, fork)
+    poller.cycle()
+    hello.push("octo", "octo/hello")
+    hello.watch("octo", "octo/hello")
+    poller.cycle()
+    assert not hello.requests_to("GET", r"/contents/")
+    assert not hello.requests_to("GET", r"/repos/octo/\.ubiquity-os$")
