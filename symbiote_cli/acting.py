@@ -23,7 +23,9 @@ from symbiote_cli.inbox import Outcome, outbox_json, valid_state_id
 from symbiote_cli.models import ActionRequest, ActionResult, ActionStatus
 
 if TYPE_CHECKING:
+    from symbiote_cli.ghclient import GitHubClient
     from symbiote_cli.settings import Settings
+    from symbiote_cli.storage import Storage
 
 
 @dataclass
@@ -40,17 +42,22 @@ def act_once(
     dry_run: bool = False,
     callback_url: str | None = None,
     clock: Clock | None = None,
+    storage: Storage | None = None,
+    client: GitHubClient | None = None,
 ) -> ActOutcome:
-    """Execute ``request``; with a state id, exactly once (outbox on the storage branch)."""
+    """Execute ``request``; with a state id, exactly once (outbox on the storage branch).
+
+    ``storage``/``client`` let a long-running process (the worker) share its own.
+    """
     from symbiote_cli.runner import make_client, make_executor, make_sealer, make_storage
 
     clock = clock or SystemClock()
-    client = make_client(settings)
+    client = client or make_client(settings)
     executor = make_executor(settings, client, clock, dry_run=dry_run)
     if state_id is None:
         return ActOutcome(None, executor.execute(request))
     valid_state_id(state_id)
-    storage = make_storage(settings, clock)
+    storage = storage or make_storage(settings, clock)
     stored = storage.read_json(state.outbox_path(state_id))
     if isinstance(stored, dict) and isinstance(stored.get("result"), dict):
         try:

@@ -24,8 +24,10 @@ from symbiote_cli.models import ActionKind, ActionResult, ActionStatus, AuthMode
 
 if TYPE_CHECKING:
     from symbiote_cli.acting import ActOutcome
+    from symbiote_cli.ghclient import GitHubClient
     from symbiote_cli.kernel import KernelRequest
     from symbiote_cli.settings import Settings
+    from symbiote_cli.storage import Storage
 
 # webhook event name -> events API type (https://docs.github.com/rest/using-the-rest-api/github-event-types)
 _TYPES = {
@@ -72,8 +74,13 @@ def act_on_kernel_inputs(
     *,
     dry_run: bool = False,
     clock: Clock | None = None,
+    storage: Storage | None = None,
+    client: GitHubClient | None = None,
 ) -> ActOutcome:
-    """Verify, then act once for the state id; record in the outbox; return to the kernel."""
+    """Verify, then act once for the state id; record in the outbox; return to the kernel.
+
+    ``storage``/``client`` let a long-running process (the worker) share its own.
+    """
     from symbiote_cli.acting import ActOutcome
     from symbiote_cli.kernel import parse_and_verify
     from symbiote_cli.rulesfile import load_planner
@@ -86,9 +93,9 @@ def act_on_kernel_inputs(
     REDACT.add(req.auth_token.get_secret_value())
     state_id = valid_state_id(req.state_id)
     event = kernel_event(req)
-    client = make_client(settings)
+    client = client or make_client(settings)
     user = resolve_user(settings, client, None)
-    storage = make_storage(settings, clock)
+    storage = storage or make_storage(settings, clock)
     stored = storage.read_json(state.outbox_path(state_id))
     if isinstance(stored, dict) and isinstance(stored.get("result"), dict):
         previous = ActionResult.model_validate(stored["result"])

@@ -58,6 +58,10 @@ class _RedactingFilter(logging.Filter):
         message = record.getMessage()
         record.msg = REDACT(message)
         record.args = None
+        if record.exc_info:
+            # Tracebacks are formatted later by the handler: format and mask them now.
+            record.exc_text = REDACT(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
         return True
 
 

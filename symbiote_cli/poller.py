@@ -303,6 +303,9 @@ class Poller:
             report.status = "rate-limited"
             report.wait_until = exc.retry_at
             self.observer.warn(f"rate limited by GitHub; waiting until {_hhmm(exc.retry_at)} ({exc.message})")
+        if not self.opts.dry_run and self.session is not None:
+            # See requests the worker queued from another process (a git fetch; no API cost).
+            self.storage.refresh()
         self._drain_inbox()
         heartbeat_due = (
             self.session is not None and self.clock.now() - self._last_heartbeat >= self.opts.heartbeat_interval

@@ -80,7 +80,8 @@ def resolve_user(settings: Settings, client: GitHubClient, user: str | None) -> 
     if not login:
         login = client.whoami()
     try:
-        return valid_login(login)
+        # Logins are case-insensitive on GitHub; storage paths and sessions use lower case.
+        return valid_login(login).lower()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
