@@ -553,7 +553,10 @@ def main() -> None:
     """Entry point: run the app, turn every failure into one line and an exit code."""
     import click
 
-    from symbiote_cli.output import error_line
+    def error_line(message: str) -> None:
+        from symbiote_cli.output import error_line as show
+
+        show(message)
 
     debug_env = os.environ.get("SYMBIOTE_LOG_LEVEL", "").upper() == "DEBUG" or "--debug" in sys.argv
     try:
