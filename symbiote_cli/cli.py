@@ -113,37 +113,41 @@ def poll(
     """
     from symbiote_cli.durations import parse_duration
 
-    seconds = parse_duration(duration) if duration else None
     if _in_actions():
         _mask_early()
-    settings = _settings(debug, interval=interval, storage_repo=storage_repo, storage_branch=storage_branch)
-    from symbiote_cli.liveview import close_observer, make_observer
-    from symbiote_cli.runner import PollRequest, run_poll
-
-    stop = threading.Event()
-    _install_signals(stop)
-    req = PollRequest(
-        user=user,
-        once=once,
-        duration=seconds,
-        dry_run=dry_run,
-        backfill=backfill,
-        session_id=session_id,
-        mode="actions" if _in_actions() else "local",
-        run_id=os.environ.get("GITHUB_RUN_ID"),
-        run_url=_run_url(),
-        callback_url=callback_url,
-    )
-    observer = make_observer(json_out, reveal_private=not _in_actions(), interval=settings.interval)
     stats: RunStats | None = None
     error: BaseException | None = None
+    observer: Any = None
     try:
+        seconds = parse_duration(duration) if duration else None
+        settings = _settings(debug, interval=interval, storage_repo=storage_repo, storage_branch=storage_branch)
+        from symbiote_cli.runner import PollRequest, run_poll
+
+        stop = threading.Event()
+        _install_signals(stop)
+        req = PollRequest(
+            user=user,
+            once=once,
+            duration=seconds,
+            dry_run=dry_run,
+            backfill=backfill,
+            session_id=session_id,
+            mode="actions" if _in_actions() else "local",
+            run_id=os.environ.get("GITHUB_RUN_ID"),
+            run_url=_run_url(),
+            callback_url=callback_url,
+        )
+        observer = _observer(json_out, settings.interval)
         stats = run_poll(settings, req, observer=observer, stop=stop)
     except BaseException as exc:
         error = exc
         raise
     finally:
-        close_observer(observer)
+        # GitHub uploads the step summary when the step ends: write it on every exit path.
+        if observer is not None:
+            from symbiote_cli.liveview import close_observer
+
+            close_observer(observer)
         if _in_actions():
             _actions_report(stats, error)
     if chain and stats.exit_reason == "deadline reached":
@@ -163,6 +167,17 @@ def poll(
 
         emit(f"chained the next run of {workflow}")
     _print_stats(stats, json_out)
+
+
+def _observer(json_out: bool, interval: float) -> Any:
+    """Live view in a terminal, grouped lines with annotations in Actions, plain lines otherwise."""
+    if _in_actions() and not json_out:
+        from symbiote_cli.output import ActionsObserver
+
+        return ActionsObserver()
+    from symbiote_cli.liveview import make_observer
+
+    return make_observer(json_out, reveal_private=not _in_actions(), interval=interval)
 
 
 def _mask_early() -> None:

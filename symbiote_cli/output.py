@@ -189,3 +189,53 @@ class LineObserver:
 
 def result_failed(result: ActionResult) -> bool:
     return result.status is ActionStatus.FAILED
+
+
+class ActionsObserver(LineObserver):
+    """Inside GitHub Actions: one ``::group::`` per cycle that found events, annotations for
+    gaps, failed actions and rate-limit waits, private repos named only by their hash, and
+    untrusted text neutralised so it can never act as a workflow command."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(reveal_private=False, as_json=False, stream=stream)
+        self._lines: list[str] = []
+
+    def cycle_started(self, number: int) -> None:
+        self._lines = []
+
+    def decided(self, event: Event, decision: RouteDecision) -> None:
+        repo = self._repo(event.repo_name, event.private)
+        reason = "(private repo)" if event.private else _safe(decision.reason)
+        self._lines.append(f"event {event.id} {event.type} {repo} -> {decision.route.value}: {reason}")
+
+    def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None:
+        from symbiote_cli import gha
+
+        repo = self._repo(request.repo, request.private)
+        where = f"{repo}#{request.issue_number}" if request.issue_number else repo
+        detail = "(private repo)" if request.private else _safe(result.detail)
+        url = "" if request.private or not result.url else f" {result.url}"
+        self._lines.append(f"action {request.kind.value} {where}: {result.status.value} ({detail}){url}")
+        if result.status is ActionStatus.FAILED:
+            message = REDACT(f"{request.kind.value} on {where} failed: {detail}")
+            gha.warning(message, title="Action failed", stream=self.stream)
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        from symbiote_cli import gha
+
+        if report.new:
+            with gha.group(f"Cycle {report.number}: {report.new} new events", stream=self.stream):
+                for line in self._lines:
+                    gha.log(REDACT(line), stream=self.stream)
+        else:
+            for line in self._lines:
+                gha.log(REDACT(line), stream=self.stream)
+        self._lines = []
+
+    def warn(self, message: str) -> None:
+        from symbiote_cli import gha
+
+        title = "Gap in the event feed" if message.startswith("gap:") else None
+        if message.startswith("rate limited"):
+            title = "Rate limited"
+        gha.warning(REDACT(message), title=title, stream=self.stream)

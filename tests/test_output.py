@@ -40,3 +40,43 @@ def test_library_chatter_is_quiet_unless_debug(capsys: pytest.CaptureFixture[str
     logging.getLogger("github.GithubRetry").info("retrying")
     assert "retrying" in capsys.readouterr().err
     setup_logging("INFO")
+
+
+def test_actions_observer_groups_cycles_and_annotates(capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from symbiote_cli.models import ActionRequest, ActionResult, Event, RouteDecision
+    from symbiote_cli.output import ActionsObserver
+    from symbiote_cli.poller import CycleReport
+
+    stream = io.StringIO()
+    observer = ActionsObserver(stream=stream)
+    event = Event.model_validate(
+        {
+            "id": "1",
+            "type": "IssuesEvent",
+            "actor": {"login": "octo"},
+            "repo": {"name": "octo/secret"},
+            "payload": {"action": "opened", "issue": {"number": 2, "title": "::error::pwned"}},
+            "public": False,
+        }
+    )
+    observer.cycle_started(1)
+    decision = RouteDecision(event_id="1", type="IssuesEvent", repo="octo/secret", route="user", reason="r")
+    observer.decided(event, decision)
+    request = ActionRequest(
+        kind="comment", repo="octo/secret", issue_number=2, body="x", idempotency_key="k", private=True
+    )
+    failed = ActionResult(idempotency_key="k", kind="comment", repo="octo/secret", status="failed")
+    observer.acted(event, request, failed)
+    observer.cycle_finished(CycleReport(number=1, status="events", new=1))
+    observer.warn("gap: events after 1 fell out of the window")
+    observer.cycle_started(2)
+    observer.cycle_finished(CycleReport(number=2, status="idle"))
+    out = stream.getvalue()
+    assert "::group::Cycle 1: 1 new events" in out
+    assert "::endgroup::" in out
+    assert "::warning title=Action failed::" in out
+    assert "::warning title=Gap in the event feed::gap:" in out
+    assert "octo/secret" not in out  # a public Actions log never names a private repo
+    assert out.count("::group::") == 1  # idle cycles open no group
