@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from symbiote_cli.storage import Storage
 
 
+# Kernel inputs that older kernels do not send (see act_from_inputs).
+_OPTIONAL_KERNEL_INPUTS = frozenset({"ubiquityKernelToken"})
+
+
 @dataclass
 class ActOutcome:
     state_id: str | None
@@ -111,7 +115,11 @@ def act_from_inputs(
     if inputs.get("signature") and inputs.get("eventPayload"):
         from symbiote_cli.kernel_bridge import act_on_kernel_inputs
 
-        return act_on_kernel_inputs(settings, inputs, dry_run=dry_run, clock=clock)
+        # A declared workflow input the dispatcher did not send arrives as its default, "". An older
+        # kernel sends no ubiquityKernelToken and signs without that key, so an empty one here means
+        # "absent"; kept, it would enter the signed string and fail a genuine request.
+        kernel_inputs = {k: v for k, v in inputs.items() if not (k in _OPTIONAL_KERNEL_INPUTS and v == "")}
+        return act_on_kernel_inputs(settings, kernel_inputs, dry_run=dry_run, clock=clock)
     return _own_form(settings, inputs, dry_run=dry_run, callback_url=callback_url, clock=clock)
 
 
