@@ -74,6 +74,8 @@ class AppCredentials:
     def installation_id(self, repo: str) -> int | None:
         """The app's installation on ``repo``; None when not installed. Cached per run."""
         from github.GithubException import GithubException, UnknownObjectException
+        from requests.exceptions import RequestException
+        from urllib3.exceptions import HTTPError as Urllib3Error
 
         with self._lock:
             if repo in self._installations:
@@ -86,6 +88,9 @@ class AppCredentials:
             found = None
         except GithubException as exc:
             raise _lookup_error(exc.status) from None
+        except (RequestException, Urllib3Error, OSError) as exc:
+            # GitHub unreachable: unknown, like a 5xx (not a crash of the poll loop).
+            raise _lookup_error(None, type(exc).__name__) from None
         with self._lock:
             self._installations[repo] = found
         return found
@@ -119,7 +124,7 @@ class AppCredentials:
             return client
 
 
-def _lookup_error(status: int) -> Exception:
+def _lookup_error(status: int | None, reason: str | None = None) -> Exception:
     from symbiote_cli.errors import GitHubError
 
-    return GitHubError(f"GitHub App installation lookup failed ({status})", status)
+    return GitHubError(f"GitHub App installation lookup failed ({status or reason or 'network'})", status)
