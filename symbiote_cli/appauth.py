@@ -106,12 +106,18 @@ class AppCredentials:
             return None
 
     def client_for(self, repo: str) -> GitHubClient | None:
-        """A client acting as the app's installation on ``repo``, or None if not installed."""
+        """A client acting as the app's installation on ``repo``; None if not installed, or when
+        GitHub cannot say right now (the caller then acts with the user's token, as without an app)."""
         from github import Auth
 
+        from symbiote_cli.errors import GitHubError
         from symbiote_cli.ghclient import GitHubClient
 
-        installation = self.installation_id(repo)
+        try:
+            installation = self.installation_id(repo)
+        except GitHubError as exc:
+            log.warning("installation lookup failed (%s); acting with the user's token", exc.status or "network")
+            return None
         if installation is None:
             return None
         with self._lock:
