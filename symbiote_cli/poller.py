@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ValidationError
 
 from symbiote_cli import state
-from symbiote_cli.errors import AuthError, RateLimitedError, SupersededError
+from symbiote_cli.errors import AuthError, GitHubError, RateLimitedError, SupersededError
 from symbiote_cli.models import (
     ActionRequest,
     ActionResult,
@@ -89,7 +89,7 @@ class NullObserver:
 @dataclass
 class CycleReport:
     number: int
-    status: str  # idle | events | baseline | backlog | rate-limited
+    status: str  # idle | events | baseline | backlog | rate-limited | error
     fetched: int = 0
     new: int = 0
     handled: int = 0
@@ -303,6 +303,12 @@ class Poller:
             report.status = "rate-limited"
             report.wait_until = exc.retry_at
             self.observer.warn(f"rate limited by GitHub; waiting until {_hhmm(exc.retry_at)} ({exc.message})")
+        except GitHubError as exc:
+            if exc.status is not None and 400 <= exc.status < 500:
+                raise  # e.g. 404 for a user that does not exist: waiting will not help
+            # Retries spent (5xx outage, resets, a garbled body): this cycle is lost, not the run.
+            report.status = "error"
+            self.observer.warn(f"{exc.message}; trying again next cycle")
         if not self.opts.dry_run and self.session is not None:
             # See requests the worker queued from another process (a git fetch; no API cost).
             self.storage.refresh()
