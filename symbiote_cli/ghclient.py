@@ -138,6 +138,10 @@ class GitHubClient:
         A content-creating POST that timed out or got a 5xx may have succeeded, so
         writes are retried by urllib3 only when GitHub certainly refused them (403/429
         rate limits, connection refused); the executor re-checks its marker for the rest.
+
+        ``raise_on_status=False``: when the retries run out, the last answer (a rate limit
+        with its headers, a 5xx) is returned and mapped by ``_error``, not turned into a
+        ``RetryError`` that would read as "cannot reach GitHub" with no status.
         """
         with self._lock:
             current = self._writers if write else self._readers
@@ -159,6 +163,7 @@ class GitHubClient:
                     secondary_rate_wait=self._secondary_wait,
                     max_rate_limit_wait=self._max_wait,
                     respect_retry_after_header=True,
+                    raise_on_status=False,
                 )
             else:
                 retry = GithubRetry(
@@ -168,6 +173,7 @@ class GitHubClient:
                     secondary_rate_wait=self._secondary_wait,
                     max_rate_limit_wait=self._max_wait,
                     respect_retry_after_header=True,
+                    raise_on_status=False,
                 )
             requester = Requester(
                 auth=self._auth if self._auth is not None else Auth.Token(self._token),
