@@ -29,7 +29,8 @@ PERMANENT = frozenset({400, 403, 404, 410, 422})
 
 
 def _unknown_outcome(exc: GitHubError) -> bool:
-    return exc.status is None or exc.status >= 500
+    # No status (network), a 5xx, or a success status whose body we could not read.
+    return exc.status is None or exc.status >= 500 or exc.status < 300
 
 
 class Executor:
