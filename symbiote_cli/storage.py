@@ -48,6 +48,9 @@ AUTHOR_EMAIL = "symbiote@users.noreply.github.com"
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 CACHE_SIZE = 256
+# ... and at most this many bytes of them (pickled): every commit makes a new version of today's
+# events file, and 256 versions of a busy day's file would hold tens of megabytes.
+CACHE_BYTES = 8 * 1024 * 1024
 NETWORK_TIMEOUT = 300.0
 MAX_PATH_LENGTH = 1024
 
@@ -245,6 +248,7 @@ class Storage:
         self._remote_tip: str | None = None
         self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
         self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cache_bytes = 0
         self.commits_made = 0
         self.push_rejections = 0
 
@@ -596,9 +600,12 @@ class Storage:
                 raise StorageError(
                     f"{path} on {self.ref} is not valid JSON{where}: fix or delete it on the branch"
                 ) from None
-            self._cache[sha] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            while len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
+            pickled = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            self._cache[sha] = pickled
+            self._cache_bytes += len(pickled)
+            while len(self._cache) > 1 and (len(self._cache) > CACHE_SIZE or self._cache_bytes > CACHE_BYTES):
+                _, evicted = self._cache.popitem(last=False)
+                self._cache_bytes -= len(evicted)
             return value
 
     def _write_blobs(self, plan: Mapping[str, bytes | None]) -> dict[str, str | None]:
