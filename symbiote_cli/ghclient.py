@@ -148,11 +148,23 @@ class GitHubClient:
             if current is not None:
                 return current
             from github import Auth, Consts, GithubRetry
+            from github.GithubException import RateLimitExceededExceedsMaxWait
             from github.Requester import Requester
             from urllib3.util.retry import Retry
 
+            class CappedRetry(GithubRetry):
+                """urllib3 sleeps any ``Retry-After``, however long: raise instead when it exceeds our cap."""
+
+                def increment(  # type: ignore[override]
+                    self, method: Any = None, url: Any = None, response: Any = None, *args: Any, **kwargs: Any
+                ) -> Retry:
+                    wait = self.get_retry_after(response) if response is not None else None
+                    if wait is not None and self.max_rate_limit_wait is not None and wait > self.max_rate_limit_wait:
+                        raise RateLimitExceededExceedsMaxWait(response.status, None, dict(response.headers), wait=wait)
+                    return super().increment(method, url, response, *args, **kwargs)
+
             if write:
-                retry = GithubRetry(
+                retry = CappedRetry(
                     total=self._retries,
                     connect=self._retries,
                     read=0,
@@ -166,7 +178,7 @@ class GitHubClient:
                     raise_on_status=False,
                 )
             else:
-                retry = GithubRetry(
+                retry = CappedRetry(
                     total=self._retries,
                     status_forcelist=[429, *range(500, 600)],
                     backoff_factor=0.5,
