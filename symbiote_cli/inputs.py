@@ -66,6 +66,8 @@ def parse_events(text: str) -> list[Event]:
         raise InputError("no input: give an event as JSON (object, array or JSON lines)")
     try:
         whole = json.loads(stripped)
+    except RecursionError:
+        raise InputError("JSON nested too deeply") from None
     except json.JSONDecodeError as first_error:
         events = []
         for number, line in enumerate(stripped.splitlines(), start=1):
@@ -73,6 +75,8 @@ def parse_events(text: str) -> list[Event]:
                 continue
             try:
                 item = json.loads(line)
+            except RecursionError:
+                raise InputError(f"JSON nested too deeply on line {number}") from None
             except json.JSONDecodeError as exc:
                 if number == 1:
                     raise InputError(
@@ -90,6 +94,8 @@ def parse_request(text: str) -> ActionRequest:
     """One action request (see README "Action requests")."""
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise InputError("JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     request: ActionRequest = _validate(ActionRequest, data, "request")
