@@ -19,6 +19,10 @@ LOGIN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/[A-Za-z0-9._-]{1,100}$")
 EVENT_ID_RE = re.compile(r"^[0-9]{1,30}$")
 KEY_RE = re.compile(r"^[A-Za-z0-9._:@-]{1,200}$")
+# What the events feed may name: CamelCase event types; actor logins, "[bot]" ones and
+# Enterprise "_shortcode" ones included. Both are printed: no spaces, no control characters.
+EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9]*$"
+ACTOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(?:\[bot\])?$")
 
 MARKER_PREFIX = "<!-- symbiote:"
 
@@ -59,6 +63,13 @@ class Actor(BaseModel):
     login: str
     id: int | None = None
 
+    @field_validator("login")
+    @classmethod
+    def _login(cls, value: str) -> str:
+        if not ACTOR_RE.fullmatch(value):
+            raise ValueError("not a GitHub login")
+        return value
+
 
 class EventRepo(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -78,7 +89,7 @@ class Event(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: str
-    type: str = Field(min_length=1, max_length=100)
+    type: str = Field(min_length=1, max_length=100, pattern=EVENT_TYPE_PATTERN)
     actor: Actor
     repo: EventRepo
     payload: dict[str, Any] = Field(default_factory=dict)
