@@ -30,7 +30,7 @@ STATE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 def valid_state_id(state_id: str) -> str:
     """State ids become file names: only a safe alphabet is accepted."""
-    if not STATE_ID_RE.match(state_id):
+    if not STATE_ID_RE.fullmatch(state_id):
         raise InputError(f"bad state id {state_id[:40]!r}: use letters, digits, '.', '_' and '-' (max 128)")
     return state_id
 

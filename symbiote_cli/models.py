@@ -29,14 +29,14 @@ MARKER_PREFIX = "<!-- symbiote:"
 
 def valid_login(login: str) -> str:
     """Return ``login`` if it is a GitHub login; it becomes part of storage paths."""
-    if not LOGIN_RE.match(login):
+    if not LOGIN_RE.fullmatch(login):
         raise ValueError(f"not a GitHub login: {login!r}")
     return login
 
 
 def valid_repo(full_name: str) -> str:
     """Return ``owner/name`` if well formed (it reaches URLs, never a shell or a path)."""
-    if not REPO_RE.match(full_name) or full_name.split("/", 1)[1] in {".", ".."}:
+    if not REPO_RE.fullmatch(full_name) or full_name.split("/", 1)[1] in {".", ".."}:
         raise ValueError(f"not an owner/repo name: {full_name!r}")
     return full_name
 
@@ -101,7 +101,7 @@ class Event(BaseModel):
     def _event_id(cls, value: Any) -> str:
         # Event ids are opaque strings of digits; they compare as integers.
         text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-        if not isinstance(text, str) or not EVENT_ID_RE.match(text):
+        if not isinstance(text, str) or not EVENT_ID_RE.fullmatch(text):
             raise ValueError("event id must be a string of digits")
         return text
 
@@ -227,7 +227,7 @@ class ActionRequest(BaseModel):
     @field_validator("idempotency_key")
     @classmethod
     def _key(cls, value: str) -> str:
-        if not KEY_RE.match(value):
+        if not KEY_RE.fullmatch(value):
             raise ValueError("idempotency_key: 1-200 characters of letters, digits and ._:@-")
         return value
 

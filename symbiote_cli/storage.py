@@ -88,7 +88,7 @@ def validate_path(path: str) -> str:
     if not isinstance(path, str) or not path or len(path) > MAX_PATH_LENGTH:
         raise StorageError(f"invalid storage path {path!r}: must be a non-empty relative path")
     for component in path.split("/"):
-        if not _COMPONENT_RE.match(component) or component in {".", ".."} or component.lower() == ".git":
+        if not _COMPONENT_RE.fullmatch(component) or component in {".", ".."} or component.lower() == ".git":
             raise StorageError(
                 f"invalid storage path {path!r}: components must match [A-Za-z0-9._@:-]+ (no '..', no leading '/')"
             )
@@ -110,7 +110,7 @@ def _validate_branch(branch: str) -> str:
     parts = branch.split("/")
     if (
         not branch
-        or not all(_BRANCH_COMPONENT_RE.match(p) for p in parts)
+        or not all(_BRANCH_COMPONENT_RE.fullmatch(p) for p in parts)
         or ".." in branch
         or any(p.endswith((".lock", ".")) for p in parts)
     ):
@@ -234,7 +234,7 @@ class Storage:
         self.repo_path = Path(repo_path)
         self.branch = _validate_branch(branch)
         self.ref = f"refs/heads/{self.branch}"
-        if remote is not None and not _REMOTE_RE.match(remote):
+        if remote is not None and not _REMOTE_RE.fullmatch(remote):
             raise StorageError(f"not a valid git remote name: {remote!r}")
         self._requested_remote = remote
         self._remote: str | None = None
