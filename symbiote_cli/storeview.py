@@ -34,8 +34,14 @@ def events(settings: Settings, user: str | None, *, limit: int) -> list[Processe
 
 
 def get(settings: Settings, path: str) -> str:
+    from symbiote_cli.errors import StorageError
     from symbiote_cli.runner import make_storage
+    from symbiote_cli.storage import validate_path
 
+    try:
+        validate_path(path)
+    except StorageError as exc:
+        raise UsageError(exc.message) from None  # a bad argument: exit 2, before touching git
     storage = make_storage(settings)
     data = storage.read_json(path)
     if data is None:
