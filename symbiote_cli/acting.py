@@ -108,6 +108,8 @@ def act_from_inputs(
         raise InputError(f"environment variable {variable} is not set")
     try:
         inputs = json.loads(raw)
+    except RecursionError:
+        raise InputError(f"{variable} is JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{variable} is not JSON ({exc.msg})") from None
     if not isinstance(inputs, dict):
