@@ -193,6 +193,7 @@ class Poller:
         self.stats.started_at = self.clock.now()
         self.cursor = state.load_cursor(self.storage, self.opts.user)
         self.registry.entries.update(state.load_registry(self.storage))
+        state.check_key(self.storage, self.opts.user, self.sealer)
         if self.opts.dry_run:
             return
         now = self.clock.now()

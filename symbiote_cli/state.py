@@ -156,6 +156,20 @@ def merge_events(
     return changes
 
 
+def check_key(reader: Reader, user: str, sealer: Sealer | None) -> None:
+    """Refuse a ``SYMBIOTE_STORAGE_KEY`` that cannot open the user's newest sealed record.
+
+    Polling with a wrong key would seal new records with it: unreadable with the right key.
+    """
+    if sealer is None:
+        return
+    for path in sorted(reader.list_paths(events_dir(user)), reverse=True):
+        for record in load_day(reader, path).values():
+            if isinstance(record, dict) and isinstance(record.get("sealed"), str):
+                sealer.unseal(record["sealed"], where=f"the sealed records in {path}")
+                return
+
+
 def list_processed(
     reader: Reader, user: str, *, sealer: Sealer | None = None, limit: int | None = None, since: float | None = None
 ) -> list[ProcessedEvent]:
