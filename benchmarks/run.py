@@ -1,0 +1,126 @@
+"""Run Symbiote's benchmarks next to the naive baseline and report the medians.
+
+    .venv/bin/python -m benchmarks.run            # everything (8-9 minutes on 2 cores)
+    .venv/bin/python -m benchmarks.run --quick    # smaller sizes, one repeat (about 3 minutes)
+    .venv/bin/python -m benchmarks.run --write    # ... and rewrite docs/performance.md
+    .venv/bin/python -m benchmarks.run --only latency,storage --json /tmp/bench.json
+    .venv/bin/python -m benchmarks.run --render /tmp/bench.json --write   # re-render saved results
+
+Nothing here asserts a timing: the numbers are printed (and written with ``--write``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks import bench_memory, bench_overhead, bench_polling, bench_startup, bench_storage, bench_worker
+from benchmarks.common import ROOT, isolate_git, machine, median
+from benchmarks.report import render, write
+
+NAMES = ("idle", "latency", "overhead", "paced", "storage", "memory", "startup", "worker")
+
+
+def _latency(cfg: bench_polling.Config) -> dict[str, Any]:
+    repeats = 1 if cfg.quick else 3
+    runs = [
+        bench_polling.latency(bench_polling.Config(quick=cfg.quick, validate=cfg.validate, seed=cfg.seed + index))
+        for index in range(repeats)
+    ]
+    out: dict[str, Any] = {"runs": repeats, "events": runs[0]["events"]}
+    for side in ("symbiote", "baseline"):
+        pooled = [value for run in runs for value in run[side]["samples"]]
+        out[side] = {
+            "acted": sum(run[side]["acted"] for run in runs),
+            "expected": sum(run[side]["expected"] for run in runs),
+            "p50_s": median([run[side]["p50_s"] for run in runs]),
+            "p95_s": median([run[side]["p95_s"] for run in runs]),
+            "max_s": max(pooled, default=float("nan")),
+            "pooled_p95_s": bench_polling.percentile(pooled, 95),
+        }
+    return out
+
+
+def _overhead(cfg: bench_polling.Config) -> dict[str, Any]:
+    repeats = 1 if cfg.quick else 3
+    runs = [bench_overhead.in_loop(cfg) for _ in range(repeats)]
+    out: dict[str, Any] = {"runs": repeats, "events": runs[0]["events"], "acting": runs[0]["acting"]}
+    for side in ("symbiote", "baseline"):
+        keys = runs[0][side].keys()
+        out[side] = {key: median([float(run[side][key]) for run in runs]) for key in keys}
+    out["pure"] = bench_overhead.pure(cfg)
+    return out
+
+
+def _load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text(encoding="ascii").split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and one repeat (a smoke run)")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(NAMES)}")
+    parser.add_argument("--write", action="store_true", help="rewrite docs/performance.md with the results")
+    parser.add_argument("--json", type=Path, help="also write the raw results as JSON here")
+    parser.add_argument("--validate", action="store_true", help="keep the fake's OpenAPI validation on (slower)")
+    parser.add_argument("--render", type=Path, help="only render results saved earlier with --json")
+    args = parser.parse_args(argv)
+    if args.render:
+        text = render(json.loads(args.render.read_text(encoding="utf-8")))
+        print(text)
+        if args.write:
+            write(ROOT / "docs" / "performance.md", text)
+        return 0
+    chosen = [n.strip() for n in args.only.split(",") if n.strip()] or list(NAMES)
+    unknown = sorted(set(chosen) - set(NAMES))
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    cfg = bench_polling.Config(quick=args.quick, validate=args.validate)
+    isolate_git()
+    os.chdir(ROOT)
+    steps: dict[str, Callable[[bench_polling.Config], dict[str, Any]]] = {
+        "idle": bench_polling.idle_hour,
+        "latency": _latency,
+        "overhead": _overhead,
+        "paced": bench_polling.paced_burst,
+        "storage": bench_storage.storage,
+        "memory": bench_memory.in_fresh_process,
+        "startup": bench_startup.startup,
+        "worker": bench_worker.worker,
+    }
+    results: dict[str, Any] = {
+        "machine": machine().__dict__,
+        "quick": args.quick,
+        "load_before": _load_average(),
+        "command": "python -m benchmarks.run" + (" --quick" if args.quick else ""),
+    }
+    started = time.perf_counter()
+    for name in chosen:
+        began = time.perf_counter()
+        print(f"[{name}] running ...", file=sys.stderr, flush=True)
+        results[name] = steps[name](cfg)
+        results[name]["wall_s"] = round(time.perf_counter() - began, 1)
+        print(f"[{name}] done in {results[name]['wall_s']} s", file=sys.stderr, flush=True)
+    results["wall_s"] = round(time.perf_counter() - started, 1)
+    results["load_after"] = _load_average()
+    text = render(results)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    if args.write:
+        write(ROOT / "docs" / "performance.md", text)
+        print("updated docs/performance.md (the block between the bench markers)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
