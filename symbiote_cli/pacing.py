@@ -41,6 +41,12 @@ class WriteBudget:
     def allows(self, writes: int) -> bool:
         return writes <= self.available()
 
+    def seed(self, times: list[float]) -> None:
+        """Writes made before this process started (a restart or a chained run shares the limit)."""
+        now = self.clock.now()
+        merged = sorted([*self._stamps, *(t for t in times if 0 <= now - t < HOUR)])
+        self._stamps = deque(merged[-self.per_hour :], maxlen=self.per_hour)
+
     def record(self, writes: int = 1) -> None:
         now = self.clock.now()
         for _ in range(writes):

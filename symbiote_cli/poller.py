@@ -193,6 +193,7 @@ class Poller:
         self.stats.started_at = self.clock.now()
         self.cursor = state.load_cursor(self.storage, self.opts.user)
         self.registry.entries.update(state.load_registry(self.storage))
+        self._seed_budget()
         state.check_key(self.storage, self.opts.user, self.sealer)
         if self.opts.dry_run:
             return
@@ -225,6 +226,18 @@ class Poller:
         self._last_heartbeat = now
         if self.session_hook:
             self.session_hook(incoming)
+
+    def _seed_budget(self) -> None:
+        """Count the writes stored in the last hour, so a restart or the next chained run
+        stays inside GitHub's content-creation limits together with its predecessor."""
+        now = self.clock.now()
+        times = [
+            result.at
+            for record in state.list_processed(self.storage, self.opts.user, since=now - 3600.0)
+            for result in record.actions
+            if result.status is ActionStatus.DONE and KINDS[result.kind].writes
+        ]
+        self.budget.seed(times)
 
     def finish(self, reason: str = "finished", *, failed: bool = False) -> RunStats:
         """Flush state and end the session; safe to call on every exit path."""

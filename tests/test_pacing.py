@@ -31,3 +31,12 @@ def test_allows_checks_the_whole_batch() -> None:
     budget = WriteBudget(FakeClock(), per_minute=2, per_hour=10)
     assert budget.allows(2)
     assert not budget.allows(3)
+
+
+def test_seeded_writes_count_until_they_age_out() -> None:
+    clock = FakeClock()
+    budget = WriteBudget(clock, per_minute=3, per_hour=10)
+    budget.seed([clock.now() - 10, clock.now() - 20, clock.now() - 7200])  # the last is too old to matter
+    assert budget.available() == 1
+    clock.advance(51)
+    assert budget.available() == 3

@@ -142,7 +142,7 @@ def test_a_long_outage_of_the_feed_does_not_end_the_run(
     fake: FaultyGitHub, fork: Path, bare_origin: Path, clock: SimClock
 ) -> None:
     """Cycles that cannot read the feed end with a warning; the loop goes on and catches up."""
-    poller, seen = build(fake, fork, clock)
+    poller, seen = build(fake, fork, clock, http_retries=1)
     poller.cycle()
     busy(fake)
     fake.fail("GET", FEED, status=502, times=None)
@@ -150,7 +150,7 @@ def test_a_long_outage_of_the_feed_does_not_end_the_run(
     assert [r.status for r in reports] == ["error"] * len(reports)
     assert len(reports) >= 4
     attempts = len(fake.requests_to("GET", FEED))
-    assert attempts <= 1 + 3 * len(reports)  # PyGithub's retries per cycle, no storm
+    assert attempts <= 1 + 2 * len(reports)  # PyGithub's retries per cycle, no storm
     assert all("502" in w for w in seen.warnings[-len(reports):])
     fake.clear_faults()
     spin(poller, clock, 3 * 60)
@@ -247,12 +247,6 @@ def test_three_bursts_stay_under_500_an_hour(
     paced_bursts(fake, fork, bare_origin, clock, bursts)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the write budget lives in the process: a restart within the minute starts from zero, so a crash "
-    "and restart (or a chained run) mid-burst can exceed GitHub's 80 writes a minute; fix: seed WriteBudget at "
-    "start from the user's own marked comments in the feed (created_at) or from stored action times",
-)
 def test_restarts_share_the_content_creation_limit(clock: SimClock, fork: Path, bare_origin: Path) -> None:
     server = new_fake(clock, content_limits=None)  # count, do not refuse
     try:
