@@ -9,40 +9,16 @@ from typing import Any
 
 import pytest
 from fakegithub import FakeGitHub
+from test_reliability_support import Recorder
 
 from symbiote_cli import state
 from symbiote_cli.clock import FakeClock
 from symbiote_cli.errors import AuthError, SupersededError
 from symbiote_cli.models import Route
-from symbiote_cli.poller import CycleReport, Poller
+from symbiote_cli.poller import Poller
 from symbiote_cli.runner import PollRequest, build_poller
 from symbiote_cli.settings import Settings
 from symbiote_cli.storage import Storage
-
-
-class Recorder:
-    """An Observer that keeps everything for assertions."""
-
-    def __init__(self) -> None:
-        self.decisions: list[Any] = []
-        self.actions: list[Any] = []
-        self.warnings: list[str] = []
-        self.reports: list[CycleReport] = []
-
-    def cycle_started(self, number: int) -> None:
-        return None
-
-    def cycle_finished(self, report: CycleReport) -> None:
-        self.reports.append(report)
-
-    def decided(self, event: Any, decision: Any) -> None:
-        self.decisions.append(decision)
-
-    def acted(self, event: Any, request: Any, result: Any) -> None:
-        self.actions.append(result)
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
 
 
 def settings_for(fake: FakeGitHub, fork: Path, **extra: Any) -> Settings:
