@@ -265,6 +265,44 @@ def test_restarts_share_the_content_creation_limit(clock: SimClock, fork: Path, 
         server.stop()
 
 
+class Killed(BaseException):
+    """kill -9: nothing after it runs."""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the budget is seeded from stored writes only: the writes of a cycle killed before its commit are "
+    "not stored, so a restart within the minute can exceed GitHub's 80 writes a minute; fix: also seed from "
+    "the created_at of the user's own marked comments in the first feed page (they are in the feed whether "
+    "or not the commit happened)",
+)
+def test_a_restart_after_a_kill_before_the_commit_shares_the_content_limit(
+    clock: SimClock, fork: Path, bare_origin: Path
+) -> None:
+    server = new_fake(clock, content_limits=None)  # count, do not refuse
+    try:
+        first, _ = build(server, fork, clock)
+        first.cycle()
+        for number in range(1, 151):
+            server.issue_opened(USER, "octo/hello", number, f"bug {number}")
+
+        def killed(*_: Any, **__: Any) -> None:
+            raise Killed
+
+        first.storage.update = killed  # type: ignore[method-assign]
+        with pytest.raises(Killed):
+            first.cycle()  # 60 acknowledgments, then killed before its commit
+        clock.advance(5)
+        second, _ = build(server, fork, clock)
+        second.cycle()
+        times = sorted(w.at for w in server.writes)
+        worst_minute = max(sum(1 for t in times if w - 60 < t <= w) for w in times)
+        assert worst_minute <= 80, f"{worst_minute} content writes within one minute"
+        verify(server, bare_origin, settled=False).assert_ok()
+    finally:
+        server.stop()
+
+
 # -------------------------------------------------------------------------- permanent failures
 
 

@@ -321,8 +321,10 @@ def test_40_mib_input_is_refused_by_the_real_process(tmp_path: Path) -> None:
                          timeout=60, check=False)
     assert nul.returncode == 2
     assert nul.stderr.decode().count("\n") == 1
-    figures("hostile-input", case="cli-matrix", inputs=len(BAD_EVENTS) * 3 + len(BAD_REQUESTS) * 2 + 4 + 16,
-            crashes=0, writes=0)
+    # events x 3 commands, requests with and without a state id, state ids, store paths,
+    # workflow inputs, logins, the 40 MiB input x 3 commands and the NUL bytes.
+    matrix = len(BAD_EVENTS) * 3 + len(BAD_REQUESTS) * 2 + 10 + 8 + len(BAD_INPUTS_ENV) + 2 + 3 + 1
+    figures("hostile-input", case="cli-matrix", inputs=matrix, crashes=0, writes=0)
 
 
 # ------------------------------------------------------------------------------ hostile content in poll
