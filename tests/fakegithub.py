@@ -346,6 +346,8 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Reply without waiting on delayed ACKs (~40 ms a request on keep-alive connections otherwise).
+    disable_nagle_algorithm = True
     server_version = "github.com"
     sys_version = ""
     timeout = 60  # idle keep-alive connections
