@@ -48,12 +48,13 @@ def act_once(
     clock: Clock | None = None,
     storage: Storage | None = None,
     client: GitHubClient | None = None,
+    user: str | None = None,
 ) -> ActOutcome:
     """Execute ``request``; with a state id, exactly once (outbox on the storage branch).
 
     ``storage``/``client`` let a long-running process (the worker) share its own.
     """
-    from symbiote_cli.runner import make_client, make_executor, make_sealer, make_storage
+    from symbiote_cli.runner import make_client, make_executor, make_sealer, make_storage, resolve_user
 
     clock = clock or SystemClock()
     client = client or make_client(settings)
@@ -77,9 +78,13 @@ def act_once(
     if not dry_run:
         sealer = make_sealer(settings)
         outcome = Outcome(state_id, result, None, private=request.private)
-        record = outbox_json(request_user(settings), outcome, sealer, clock.now())
+        owner = user or resolve_user(settings, client, None)
+        record = outbox_json(owner, outcome, sealer, clock.now())
+        path = state.outbox_path(state_id)
+        # A concurrent run of the same state id may have stored first: keep the first record.
         storage.update(
-            lambda _view: {state.outbox_path(state_id): record}, f"act: result of state {state_id[:40]}"
+            lambda view: {} if view.read_json(path) is not None else {path: record},
+            f"act: result of state {state_id[:40]}",
         )
         if callback_url:
             from symbiote_cli.callbacks import post_signed
@@ -87,10 +92,6 @@ def act_once(
             secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
             post_signed(callback_url, {"kind": "state_result", **record}, secret, clock.now())
     return ActOutcome(state_id, result)
-
-
-def request_user(settings: Settings) -> str:
-    return settings.user or "unknown"
 
 
 def act_from_inputs(

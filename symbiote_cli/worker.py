@@ -754,28 +754,21 @@ class Worker:
         log.info("%s: state %s dispatched (%s)", user, state_id[:40], AUTH_WORKFLOW)
 
     def _execute(self, user: str, state_id: str, request: ActionRequest) -> None:
-        """No live session, local mode: act now, once per state id.
+        """No live session, local mode: act now, once per state id (on the worker's own
+        storage and client, so no second ``Storage`` races this one on the same clone)."""
+        from symbiote_cli.acting import act_once
 
-        ``acting.act_once``'s steps (outbox check, execute, outbox record) on the worker's own
-        storage and client: ``act_once`` opens a second ``Storage`` on the same clone, and two of
-        them racing in one process trip over git's ref locks (fetch against push).
-        """
-        from symbiote_cli.inbox import Outcome, outbox_json
-        from symbiote_cli.runner import make_executor
-
-        path = state.outbox_path(state_id)
         try:
-            storage = self.storage
-            if storage.read_json(path) is None:
-                executor = make_executor(self.settings, self.client_factory(user), self.clock, dry_run=False)
-                result = executor.execute(request)
-                outcome = Outcome(state_id, result, None, private=request.private)
-                record = outbox_json(user, outcome, self.sealer, self.clock.now())
-                storage.update(
-                    lambda view: {} if view.read_json(path) is not None else {path: record},
-                    f"act: result of state {state_id[:40]}",
-                )
-                log.info("%s: state %s executed: %s", user, state_id[:40], result.status.value)
+            outcome = act_once(
+                self.settings,
+                request,
+                state_id=state_id,
+                clock=self.clock,
+                storage=self.storage,
+                client=self.client_factory(user),
+                user=user,
+            )
+            log.info("%s: state %s executed: %s", user, state_id[:40], outcome.result.status.value)
         except Exception as exc:  # noqa: BLE001 - reported through GET /state, never lost
             message = exc.message if isinstance(exc, SymbioteError) else f"unexpected {type(exc).__name__}"
             with self._lock:
@@ -859,10 +852,7 @@ class Worker:
         try:
             # Verified here first, so that only the kernel's own requests ever wait for storage.
             parse_and_verify(data, public_key_pem=self.settings.kernel_public_key, now=self.clock.now())
-            # act_on_kernel_inputs opens its own Storage on the same clone: keep the worker's
-            # storage (and so every in-process poller's git work) out of its way meanwhile.
-            with self.storage._lock:
-                outcome = act_on_kernel_inputs(self.settings, data, clock=self.clock)
+            outcome = act_on_kernel_inputs(self.settings, data, clock=self.clock, storage=self.storage)
         except SignatureError:
             raise ApiError(400, "invalid_signature", "Invalid signature") from None
         except InputError as exc:

@@ -196,6 +196,7 @@ def test_act_is_idempotent_and_state_ids_act_once(cli: Runner) -> None:
     assert acks(fake, "octo/hello", 5) == 2
     outbox = json.loads(cli("store", "get", "outbox/state-6.json").stdout)
     assert outbox["status"] == "done"
+    assert outbox["user"] == "octo"  # the token's owner, resolved when SYMBIOTE_USER is unset
     dry = cli("act", "-", "--dry-run", input=json.dumps({**request, "idempotency_key": "k-7"}))
     assert "planned" in dry.stdout
     assert acks(fake, "octo/hello", 5) == 2
