@@ -187,9 +187,6 @@ class LineObserver:
             warn_line(message)
 
 
-def result_failed(result: ActionResult) -> bool:
-    return result.status is ActionStatus.FAILED
-
 
 class ActionsObserver(LineObserver):
     """Inside GitHub Actions: one ``::group::`` per cycle that found events, annotations for

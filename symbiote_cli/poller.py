@@ -35,7 +35,6 @@ from symbiote_cli.models import (
     Route,
     RouteDecision,
     Session,
-    SessionStatus,
 )
 from symbiote_cli.routing import RoutingContext, route_event
 from symbiote_cli.rules import KINDS, is_sensitive, summarize
@@ -183,6 +182,8 @@ class Poller:
         self._pending_outbox: dict[str, Any] = {}
         self._last_heartbeat = 0.0
         self._effective_interval = options.interval
+        self._cursor_dirty = False
+        self._new_etag: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -337,8 +338,6 @@ class Poller:
         self.observer.cycle_finished(report)
         return report
 
-    _cursor_dirty = False
-
     def _message(self, report: CycleReport) -> str:
         if report.handled:
             return f"poll {self.opts.user}: {report.handled} events (cycle {report.number})"
@@ -395,8 +394,6 @@ class Poller:
         # nothing older left to read (end of the 300-event window or our page cap).
         gap = bool(cursor is not None and last and ordered and ordered[0].id_int > last)
         return [e for e in ordered if e.id_int > last], gap
-
-    _new_etag: str | None = None
 
     def _poll_and_handle(self, report: CycleReport) -> None:
         fetched = self._fetch(report)
@@ -602,7 +599,3 @@ def _hhmm(ts: float) -> str:
     from symbiote_cli.clock import iso
 
     return iso(ts)[11:16] + " UTC"
-
-
-def session_status_live(session: Session | None) -> bool:
-    return session is not None and session.status in (SessionStatus.STARTING, SessionStatus.ACTIVE)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from symbiote_cli import state
 from symbiote_cli.clock import SystemClock, iso
 from symbiote_cli.errors import UsageError
-from symbiote_cli.models import ProcessedEvent, Session
+from symbiote_cli.models import ProcessedEvent
 
 if TYPE_CHECKING:
     from symbiote_cli.settings import Settings
@@ -85,9 +85,3 @@ def gc(settings: Settings) -> list[str]:
 
     storage.update(mutate, "gc: prune records past retention")
     return removed
-
-
-def session_of(settings: Settings, user: str) -> Session | None:
-    from symbiote_cli.runner import make_storage
-
-    return state.load_session(make_storage(settings), user)
