@@ -223,7 +223,7 @@ class Poller:
         self._commit(claim, f"session {incoming.id[:12]}: start for {self.opts.user}")
         if not won["yes"]:
             self.session = None
-            raise SupersededError(f"a newer session of {self.opts.user} is already running; not starting")
+            raise SupersededError(f"superseded before starting: a newer session of {self.opts.user} is already running")
         self._last_heartbeat = now
         if self.session_hook:
             self.session_hook(incoming)
