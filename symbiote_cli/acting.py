@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from symbiote_cli import state
 from symbiote_cli.clock import Clock, SystemClock
-from symbiote_cli.errors import InputError
+from symbiote_cli.errors import InputError, SignatureError
 from symbiote_cli.inbox import Outcome, outbox_json, valid_state_id
 from symbiote_cli.models import ActionRequest, ActionResult, ActionStatus
 
@@ -115,9 +115,14 @@ def act_from_inputs(
         raise InputError(f"{variable} is not JSON ({exc.msg})") from None
     if not isinstance(inputs, dict):
         raise InputError(f"{variable} must hold a JSON object of workflow inputs")
-    if inputs.get("signature") and inputs.get("eventPayload"):
+    from symbiote_cli.inputs import InputsForm, inputs_form
+
+    if inputs_form(inputs) is InputsForm.KERNEL:
         from symbiote_cli.kernel_bridge import act_on_kernel_inputs
 
+        signature = inputs.get("signature")
+        if not isinstance(signature, str) or not signature.strip():
+            raise SignatureError("kernel request signature is missing: the kernel signs every request")
         # A declared workflow input the dispatcher did not send arrives as its default, "". An older
         # kernel sends no ubiquityKernelToken and signs without that key, so an empty one here means
         # "absent"; kept, it would enter the signed string and fail a genuine request.

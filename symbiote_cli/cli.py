@@ -2,8 +2,8 @@
 
 Every failure is a ``SymbioteError`` raised by the core and turned here, once,
 into one red line on stderr and a named exit code (0 ok, 1 failure, 2 usage,
-configuration or input error). ``--debug`` or ``SYMBIOTE_LOG_LEVEL=DEBUG``
-shows tracebacks.
+configuration or input error). ``--debug`` or ``LOG_LEVEL=DEBUG`` (also
+``SYMBIOTE_LOG_LEVEL``) shows tracebacks.
 """
 
 from __future__ import annotations
@@ -66,16 +66,28 @@ def _root(
 
 def _settings(debug: bool = False, **overrides: Any) -> Settings:
     from symbiote_cli.output import REDACT, setup_logging
-    from symbiote_cli.settings import load_settings
+    from symbiote_cli.settings import LogLevel, load_settings
 
     global _DEBUG  # noqa: PLW0603 - one process-wide switch read by main()
     settings = load_settings(**overrides)
-    if debug or settings.log_level.upper() == "DEBUG":
+    if debug or settings.log_level is LogLevel.DEBUG:
         _DEBUG = True
     for secret in settings.secrets():
         REDACT.add(secret)
-    setup_logging("DEBUG" if _DEBUG else settings.log_level)
+    setup_logging(LogLevel.DEBUG if _DEBUG else settings.log_level)
     return settings
+
+
+def _debug_requested() -> bool:
+    """``--debug``, or a DEBUG level read the way the settings read it (``LOG_LEVEL``, ``.dev.vars``...)."""
+    if _DEBUG or "--debug" in sys.argv:
+        return True
+    from symbiote_cli.settings import LogLevel, load_settings
+
+    try:
+        return load_settings().log_level is LogLevel.DEBUG
+    except Exception:  # noqa: BLE001 - deciding whether to show a traceback must never fail itself
+        return False
 
 
 def _in_actions() -> bool:
@@ -255,32 +267,29 @@ def route(
     source: Annotated[str | None, typer.Argument(help="Event JSON file, or - for stdin.", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
     user: Annotated[str | None, typer.Option(help="Whose feed the events come from \\[default: the actor].")] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="No network: the registry cached on the storage branch only.")
+    ] = False,
+    storage_repo: StorageRepoOpt = None,
+    storage_branch: StorageBranchOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Print who handles each event: kernel, app, user or ignore — and why. Offline.
+    """Print who handles each event — kernel, app, user or ignore — and why, as `poll` would.
 
+    Uses the kernel registry cached on the storage branch. With a token it looks up the repos the
+    cache lacks, as `poll` does, and caches the answers there. With --offline, or without a token
+    (a warning says so), it reads the cache only: a repo it cannot answer for reads
+    "kernel status unknown offline" in the reason.
     Reads one event, a JSON array of events or JSON lines.
     Example: `symbiote route event.json --json`
     """
-    settings = _settings(debug)
+    settings = _settings(debug, storage_repo=storage_repo, storage_branch=storage_branch)
     from symbiote_cli.inputs import parse_events, read_text
     from symbiote_cli.output import emit, emit_json
-    from symbiote_cli.routing import RoutingContext, route_event
-    from symbiote_cli.rules import is_sensitive, summarize
-    from symbiote_cli.rulesfile import load_planner
+    from symbiote_cli.runner import route_events
 
     events = parse_events(read_text(source))
-    planner = load_planner(settings)
-    for event in events:
-        who = user or settings.user or event.actor.login
-        planned = planner.plan(event, who)
-        ctx = RoutingContext.build(
-            who,
-            kernel_repos=settings.kernel_repos,
-            kernel_owners=settings.kernel_owners,
-            planned={event.id: (summarize(planned), any(is_sensitive(r) for r in planned))},
-        )
-        decision = route_event(event, ctx)
+    for decision in route_events(settings, events, user=user, offline=offline):
         if json_out:
             emit_json(decision.model_dump(mode="json"))
         else:
@@ -573,7 +582,6 @@ def main() -> None:
 
         show(message)
 
-    debug_env = os.environ.get("SYMBIOTE_LOG_LEVEL", "").upper() == "DEBUG" or "--debug" in sys.argv
     try:
         code = app(standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -586,7 +594,7 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(ExitCode.OK)
     except SymbioteError as exc:
-        if _DEBUG or debug_env:
+        if _debug_requested():
             import traceback
 
             from symbiote_cli.output import REDACT
@@ -595,7 +603,7 @@ def main() -> None:
         error_line(exc.message)
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the one place every unexpected failure becomes one line
-        if _DEBUG or debug_env:
+        if _debug_requested():
             import traceback
 
             from symbiote_cli.output import REDACT

@@ -1,14 +1,16 @@
 """Reading events and action requests given on the command line.
 
 ``route`` accepts one event, a JSON array of events, or JSON lines; ``act``
-accepts one action request. Errors name the line or item and the field, never
-echo the (attacker-controlled) content.
+accepts one action request, or workflow inputs in one of two forms. Errors name
+the line or item and the field, never echo the (attacker-controlled) content.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,35 @@ def parse_request(text: str) -> ActionRequest:
     except ValueError as exc:
         raise InputError(f"request: {exc}") from None
     return request
+
+
+class InputsForm(StrEnum):
+    """The two forms of ``act --inputs-env`` workflow inputs (symbiote-auth.yml declares both)."""
+
+    OWN = "own"
+    """Symbiote's: ``state_id`` + ``request`` (+ ``callback_url``)."""
+    KERNEL = "kernel"
+    """The UbiquityOS kernel's signed plugin inputs (``stateId``, ``eventPayload``, ..., ``signature``)."""
+
+
+OWN_INPUTS = ("state_id", "request")
+
+
+def inputs_form(inputs: Mapping[str, Any]) -> InputsForm:
+    """Which form ``inputs`` take, by which inputs are set.
+
+    A declared workflow_dispatch input the dispatcher did not send arrives as its default, ""
+    (https://docs.github.com/actions/writing-workflows/workflow-syntax-for-github-actions#onworkflow_dispatchinputs),
+    so only non-empty ones count. Any kernel input makes it the kernel's form, so a request that
+    lacks its signature is reported as such, not as Symbiote's form lacking ``state_id``.
+    """
+    from symbiote_cli.kernel import REQUIRED_KEYS, SIGNED_KEYS
+
+    own = [key for key in OWN_INPUTS if inputs.get(key) not in (None, "")]
+    kernel = [key for key in dict.fromkeys((*SIGNED_KEYS, *REQUIRED_KEYS)) if inputs.get(key) not in (None, "")]
+    if own and kernel:
+        raise InputError(
+            f"workflow inputs mix Symbiote's form ({', '.join(own)}) with the kernel's ({', '.join(kernel)}):"
+            " send one form"
+        )
+    return InputsForm.KERNEL if kernel else InputsForm.OWN

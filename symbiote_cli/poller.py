@@ -547,6 +547,7 @@ class Poller:
 
         def mutate(view: state.Reader) -> dict[str, Any]:
             from symbiote_cli import inbox, sessions
+            from symbiote_cli.registry import merged as registry_merged
 
             changes: dict[str, Any] = {}
             if cursor is not None:
@@ -561,11 +562,7 @@ class Poller:
             if records:
                 changes.update(state.merge_events(view, user, records, self.sealer))
             if registry_changes:
-                entries = state.load_registry(view)
-                for key, entry in registry_changes.items():
-                    if key not in entries or entries[key].checked_at <= entry.checked_at:
-                        entries[key] = entry
-                changes[state.REGISTRY] = state.registry_json(entries)
+                changes.update(registry_merged(view, registry_changes))
             if outbox:
                 changes.update(inbox.outbox_changes(user, outbox, self.sealer))
             if session is not None:

@@ -47,6 +47,8 @@ class RoutingContext:
     registry: Mapping[str, RegistryEntry] = field(default_factory=dict)
     planned: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
     """event id -> (summary of planned actions, whether any is sensitive); empty summary = nothing to do."""
+    kernel_unknown: Mapping[str, str] = field(default_factory=dict)
+    """registry key -> why the kernel's status is unknown (a lookup that could not be made or failed)."""
 
     @classmethod
     def build(
@@ -57,6 +59,7 @@ class RoutingContext:
         kernel_owners: Iterable[str] = (),
         registry: Mapping[str, RegistryEntry] | None = None,
         planned: Mapping[str, tuple[str, bool]] | None = None,
+        kernel_unknown: Mapping[str, str] | None = None,
     ) -> RoutingContext:
         return cls(
             user=user,
@@ -64,6 +67,7 @@ class RoutingContext:
             kernel_owners=frozenset(o.lower() for o in kernel_owners),
             registry=registry or {},
             planned=planned or {},
+            kernel_unknown=kernel_unknown or {},
         )
 
 
@@ -126,10 +130,17 @@ def _visibility(event: Event, ctx: RoutingContext) -> RouteDecision:
     summary, sensitive = ctx.planned.get(event.id, ("", False))
     what = summary or "act"
     if event.private:
-        return _decide(event, Route.USER, f"private repo: {what} with the user's token")
-    if sensitive:
-        return _decide(event, Route.USER, f"sensitive action: {what} with the user's token")
-    return _decide(event, Route.APP, f"public repo, safe action: {what}")
+        route, reason = Route.USER, f"private repo: {what} with the user's token"
+    elif sensitive:
+        route, reason = Route.USER, f"sensitive action: {what} with the user's token"
+    else:
+        route, reason = Route.APP, f"public repo, safe action: {what}"
+    # Reached only because no kernel rule decided: when that is for want of a lookup, say so
+    # rather than present the answer as if the kernel had been ruled out.
+    unknown = ctx.kernel_unknown.get(registry_key(event.repo_name, private=event.private))
+    if unknown:
+        reason = f"{unknown}; if the kernel does not serve this repo: {reason}"
+    return _decide(event, route, reason)
 
 
 def route_event(event: Event, ctx: RoutingContext) -> RouteDecision:

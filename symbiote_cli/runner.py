@@ -7,20 +7,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from symbiote_cli.clock import Clock, SystemClock
-from symbiote_cli.errors import ConfigError, GitHubError
+from symbiote_cli.errors import ConfigError, GitHubError, StorageError
 from symbiote_cli.models import Session, valid_login
 
 if TYPE_CHECKING:
     from symbiote_cli.actions import Executor
     from symbiote_cli.appauth import AppCredentials
     from symbiote_cli.ghclient import GitHubClient
+    from symbiote_cli.models import Event, RegistryEntry, RouteDecision
     from symbiote_cli.poller import Observer, Poller, RunStats
     from symbiote_cli.privacy import Sealer
+    from symbiote_cli.registry import KernelRegistry
     from symbiote_cli.settings import Settings
     from symbiote_cli.storage import Storage
 
@@ -74,6 +76,21 @@ def make_app(settings: Settings) -> AppCredentials | None:
     return AppCredentials.from_settings(settings)
 
 
+def make_registry(settings: Settings, client: GitHubClient | None, clock: Clock) -> KernelRegistry:
+    """The kernel registry ``poll`` and ``route`` share; without a client it only reads the cache."""
+    from symbiote_cli.registry import KernelRegistry
+
+    app = make_app(settings) if client is not None else None
+    return KernelRegistry(
+        client,
+        clock,
+        installation_lookup=app.is_installed if app else None,
+        ttl=settings.registry_ttl,
+        kernel_repos=settings.kernel_repos,
+        kernel_owners=settings.kernel_owners,
+    )
+
+
 def resolve_user(settings: Settings, client: GitHubClient, user: str | None) -> str:
     """``--user``, else ``SYMBIOTE_USER``, else the token's owner."""
     login = user or settings.user
@@ -112,7 +129,6 @@ def build_poller(
 ) -> Poller:
     from symbiote_cli.pacing import WriteBudget
     from symbiote_cli.poller import Poller, PollOptions
-    from symbiote_cli.registry import KernelRegistry
     from symbiote_cli.rulesfile import load_planner
 
     user = resolve_user(settings, client, req.user)
@@ -135,15 +151,6 @@ def build_poller(
         kernel_repos=tuple(settings.kernel_repos),
         kernel_owners=tuple(settings.kernel_owners),
     )
-    app = make_app(settings)
-    registry = KernelRegistry(
-        client,
-        clock,
-        installation_lookup=app.is_installed if app else None,
-        ttl=settings.registry_ttl,
-        kernel_repos=settings.kernel_repos,
-        kernel_owners=settings.kernel_owners,
-    )
     return Poller(
         options,
         client=client,
@@ -151,7 +158,7 @@ def build_poller(
         clock=clock,
         executor=make_executor(settings, client, clock, dry_run=req.dry_run),
         planner=load_planner(settings),
-        registry=registry,
+        registry=make_registry(settings, client, clock),
         budget=WriteBudget(clock, settings.writes_per_minute, settings.writes_per_hour),
         sealer=make_sealer(settings),
         observer=observer,
@@ -192,6 +199,105 @@ def run_poll(
     stats = poller.run(once=req.once)
     stats.storage_commits = storage.commits_made
     return stats
+
+
+def route_events(
+    settings: Settings,
+    events: Sequence[Event],
+    *,
+    user: str | None = None,
+    offline: bool = False,
+    clock: Clock | None = None,
+) -> list[RouteDecision]:
+    """The whole ``symbiote route``: what ``poll`` would decide for each event.
+
+    Same planner, same registry: the one cached on the storage branch and, with a token, the
+    lookups poll makes for what it lacks (only for events something would be done for), stored
+    back the way poll stores them. ``offline`` (or no token, with a warning) reads the cache
+    without any network; a repo it cannot answer for is routed with "kernel status unknown
+    offline" in the reason rather than as if the kernel had been ruled out.
+    """
+    from symbiote_cli import state
+    from symbiote_cli.registry import merged
+    from symbiote_cli.routing import RoutingContext, route_event
+    from symbiote_cli.rules import is_sensitive, summarize
+    from symbiote_cli.rulesfile import load_planner
+
+    clock = clock or SystemClock()
+    planner = load_planner(settings)
+    whose = [user or settings.user or event.actor.login for event in events]
+    plans = [planner.plan(event, who) for event, who in zip(events, whose, strict=True)]
+    looked_up = [event for event, plan in zip(events, plans, strict=True) if plan]
+    online = not offline and settings.token_source is not None
+    if not offline and not online:
+        log.warning(
+            "no GitHub token (GH_PAT): routing from the kernel registry cached on %s only, as --offline"
+            " does; set GH_PAT to look up the repos it lacks",
+            settings.storage_branch,
+        )
+    registry = make_registry(settings, make_client(settings) if online else None, clock)
+    if online:
+        storage = _storage_for_route(settings, clock)
+        try:
+            if storage is not None:
+                registry.entries.update(state.load_registry(storage))
+            log.debug("kernel registry: %d cached entries; looking up what they lack", len(registry.entries))
+            registry.resolve(looked_up)
+            changes = registry.take_changes()
+            if storage is not None and changes:
+                storage.update(lambda view: merged(view, changes), f"route: kernel lookups of {len(changes)} repos")
+        finally:
+            if storage is not None:
+                storage.close()
+        why = "(lookup failed)"
+    else:
+        registry.entries.update(_cached_registry(settings))
+        log.debug("kernel registry: %d cached entries; offline, no lookups", len(registry.entries))
+        why = "offline"
+    unknown = registry.unknown(looked_up, why)
+    known = registry.known()
+    return [
+        route_event(
+            event,
+            RoutingContext.build(
+                who,
+                kernel_repos=settings.kernel_repos,
+                kernel_owners=settings.kernel_owners,
+                registry=known,
+                planned={event.id: (summarize(plan), any(is_sensitive(r) for r in plan))},
+                kernel_unknown=unknown,
+            ),
+        )
+        for event, who, plan in zip(events, whose, plans, strict=True)
+    ]
+
+
+def _storage_for_route(settings: Settings, clock: Clock) -> Storage | None:
+    """The storage branch opened as poll opens it; None (with a warning) when there is none here."""
+    try:
+        return make_storage(settings, clock)
+    except StorageError as exc:
+        log.warning("storage branch unavailable, kernel lookups are not cached: %s", exc.message)
+        return None
+
+
+def _cached_registry(settings: Settings) -> dict[str, RegistryEntry]:
+    """``registry.json`` as this clone has it, read without any network."""
+    from symbiote_cli import state
+    from symbiote_cli.storage import Storage
+
+    try:
+        storage = Storage(settings.storage_repo, settings.storage_branch, settings.storage_remote)
+    except StorageError as exc:
+        log.warning("no cached kernel registry: %s", exc.message)
+        return {}
+    try:
+        return state.load_registry(storage.local_view())
+    except StorageError as exc:
+        log.warning("no cached kernel registry: %s", exc.message)
+        return {}
+    finally:
+        storage.close()
 
 
 def chain_next_run(settings: Settings, env: dict[str, str], inputs: dict[str, str]) -> str:

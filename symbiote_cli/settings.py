@@ -6,6 +6,7 @@ Secrets are ``SecretStr`` so that printing or logging a Settings never shows the
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,20 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from symbiote_cli.errors import ConfigError
 
 DEFAULT_API_URL = "https://api.github.com"
+
+
+class LogLevel(StrEnum):
+    """The levels of Python's ``logging`` a user may ask for."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+# The seed's configuration names it bare; the prefixed name wins when both are set.
+LOG_LEVEL_NAMES = ("SYMBIOTE_LOG_LEVEL", "LOG_LEVEL")
 
 
 def _split_list(value: Any) -> Any:
@@ -44,7 +59,7 @@ class Settings(BaseSettings):
     storage_remote: str | None = None
     storage_repo: Path = Path()
     storage_key: SecretStr | None = None
-    log_level: str = "INFO"
+    log_level: LogLevel = Field(default=LogLevel.INFO, validation_alias=AliasChoices(*LOG_LEVEL_NAMES))
     kernel_repos: Annotated[list[str], NoDecode] = Field(default_factory=list)
     kernel_owners: Annotated[list[str], NoDecode] = Field(default_factory=list)
     registry_ttl: float = Field(default=6 * 3600.0, ge=0)
@@ -73,6 +88,17 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: Any) -> Any:
+        if isinstance(value, LogLevel):
+            return value
+        text = str(value).strip().upper()
+        if text not in LogLevel.__members__:
+            # Never echo the value: whatever was pasted there may be a secret.
+            raise ValueError(f"must be one of {', '.join(LogLevel)} (set by {' or '.join(LOG_LEVEL_NAMES)})")
+        return LogLevel(text)
 
     @field_validator("api_url")
     @classmethod
@@ -137,7 +163,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = ".".join(str(p) for p in err.get("loc", ())) or "value"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+        parts.append(f"{loc}: {err.get('msg', 'invalid').removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 

@@ -312,6 +312,21 @@ class Storage:
         except StorageError:
             return False
 
+    def local_view(self) -> StorageView:
+        """The branch as this clone has it, read-only: no fetch, no push, nothing created.
+
+        The local branch, else the remote-tracking one (a fresh clone has only that); a clone
+        without either reads as empty. For offline readers (``symbiote route --offline``).
+        """
+        with self._lock:
+            self._git_repo()
+            tip = self._rev_parse(self.ref)
+            if tip is None and self._remote is not None:
+                tip = self._rev_parse(self.remote_ref)
+            if tip is not None:
+                self._verify_meta(tip)
+            return StorageView(self, self._snapshot(tip))
+
     def tip(self) -> str | None:
         """The local branch tip (no network)."""
         with self._lock:

@@ -21,7 +21,7 @@ except ImportError:
 GIT_IDENTITY = ("-c", "user.name=Symbiote Test", "-c", "user.email=symbiote-test@example.invalid")
 # Inherited variables that would change what the CLI or git does under test.
 _DROP_PREFIXES = ("SYMBIOTE_", "GITHUB_", "GH_", "GIT_", "RUNNER_", "ACTIONS_")
-_DROP_NAMES = {"CI", "FORCE_COLOR", "PYTHONSTARTUP"}
+_DROP_NAMES = {"CI", "FORCE_COLOR", "PYTHONSTARTUP", "LOG_LEVEL"}
 
 
 def git_env(home: Path | None = None) -> dict[str, str]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from symbiote_cli.errors import InputError
-from symbiote_cli.inputs import parse_events, parse_request
+from symbiote_cli.errors import InputError, SignatureError
+from symbiote_cli.inputs import InputsForm, inputs_form, parse_events, parse_request
 
 EVENT = {
     "id": "40000000001",
@@ -60,3 +61,66 @@ def test_request_validation() -> None:
         with pytest.raises(InputError) as info:
             parse_request(json.dumps(bad))
         assert needle in str(info.value)
+
+
+# -- act --inputs-env: which form the workflow inputs take ------------------------------------------
+
+# Every input symbiote-auth.yml declares: one the dispatcher did not send arrives as "".
+DECLARED = (
+    "state_id",
+    "request",
+    "callback_url",
+    "stateId",
+    "eventName",
+    "eventPayload",
+    "settings",
+    "authToken",
+    "ubiquityKernelToken",
+    "ref",
+    "command",
+    "signature",
+)
+KERNEL = {
+    "stateId": "0e6c1c3e-7d0c-4a53-9d5b-3c7f0a0c1a11",
+    "eventName": "issue_comment.created",
+    "eventPayload": "GxQA+I2UlKBMAA==",
+    "settings": "{}",
+    "authToken": "ghs_canary_installation_0123456789",
+    "ref": "main",
+    "command": "null",
+}
+
+
+def workflow_inputs(**given: str) -> dict[str, str]:
+    return {**dict.fromkeys(DECLARED, ""), **given}
+
+
+def test_inputs_form_is_told_by_which_inputs_are_set() -> None:
+    assert inputs_form(workflow_inputs(state_id="s-1", request="{}")) is InputsForm.OWN
+    assert inputs_form(workflow_inputs(request="{}")) is InputsForm.OWN
+    assert inputs_form(workflow_inputs(**KERNEL, signature="c2ln")) is InputsForm.KERNEL
+    # Kernel inputs without their signature are still the kernel's form, not Symbiote's.
+    assert inputs_form(workflow_inputs(**KERNEL)) is InputsForm.KERNEL
+    assert inputs_form(KERNEL) is InputsForm.KERNEL
+    with pytest.raises(InputError, match="mix Symbiote's form"):
+        inputs_form(workflow_inputs(state_id="s-1", **KERNEL))
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [workflow_inputs(**KERNEL), workflow_inputs(**KERNEL, signature="  "), KERNEL],
+    ids=["empty", "blank", "absent"],
+)
+def test_kernel_inputs_without_a_signature_say_the_signature_is_missing(
+    inputs: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from symbiote_cli.acting import act_from_inputs
+    from symbiote_cli.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SignatureError) as info:
+        act_from_inputs(Settings(), "INPUTS", {"INPUTS": json.dumps(inputs)})
+    message = str(info.value)
+    assert "signature is missing" in message
+    assert "state_id" not in message
+    assert KERNEL["authToken"] not in message

@@ -2,7 +2,7 @@
 Symbiote's own ``state_id`` + ``request`` form, as the auth workflow passes them, against the fake
 GitHub and a bare-repo origin.
 
-Kernel requests are made the kernel's way with the throw-away test key of the shared vector
+Kernel requests are made the kernel's way with the throw-away test key of the test vector
 (``kernel.sign_inputs``, ``kernel.make_kernel_token``, Brotli+base64 payload), verified with that
 key through ``SYMBIOTE_KERNEL_PUBLIC_KEY``. The kernel's ``authToken`` is a real installation token
 the fake issued to its app, so returning the result (``repository_dispatch``) is authorised by it
@@ -23,10 +23,11 @@ from typing import Any
 
 import pytest
 from fakegithub import FakeGitHub
+from openapi import data_dir
 
 from symbiote_cli import kernel
 
-VECTOR_PATH = Path(__file__).resolve().parents[2] / "shared" / "ubiquity-os" / "kernel-signature-vector.json"
+VECTOR_PATH = data_dir() / "ubiquity-os" / "kernel-signature-vector.json"
 VECTOR: dict[str, Any] = json.loads(VECTOR_PATH.read_text(encoding="utf-8"))
 KERNEL_PUBLIC = VECTOR["public_key_pem"]
 KERNEL_PRIVATE = VECTOR["private_key_pem"]
@@ -337,9 +338,9 @@ def test_wrong_key_expired_or_mismatched_kernel_token_are_rejected(
     intruder, _ = _rsa_pair()
     forged = kernel_app.request(payload, private_key=intruder, with_kernel_token=False)
     _rejected(act, bare_origin, act(workflow_inputs(**forged)), "kernel signature does not verify")
-    # An unsigned request never reaches the kernel path (nor acts through the other one).
+    # An unsigned request is refused as such (and never acts through Symbiote's own form).
     unsigned = workflow_inputs(**{**kernel_app.request(payload), "signature": ""})
-    _rejected(act, bare_origin, act(unsigned), "state_id")
+    _rejected(act, bare_origin, act(unsigned), "signature is missing")
 
 
 def test_result_returns_to_the_kernel_when_enabled(act: Act, kernel_app: Kernel) -> None:

@@ -293,7 +293,7 @@ def test_valid_but_odd_events_route_to_one_line_each(invoke: Any) -> None:
         event(id="40000000006", public=False, repo={"name": "octo/secret"}),
     ]
     text = "\n".join(json.dumps(e) for e in odd).encode()
-    for args in (("route", "-"), ("route", "-", "--json")):
+    for args in (("route", "-", "--offline"), ("route", "-", "--json", "--offline")):
         result = invoke(*args, stdin=text)
         assert result.code == 0, result.err
         lines = result.out.splitlines()

@@ -139,3 +139,76 @@ def test_routing_is_total_and_consistent(
     elif decision.route in (Route.APP, Route.USER):
         assert (decision.route is Route.USER) == (not public)
         assert DefaultRules().plan(event, "octo")
+
+
+# -- when the kernel's status is unknown (``symbiote route`` offline, or a failed lookup) -----------
+
+
+def test_unknown_kernel_status_is_said_not_hidden_behind_the_fallback_route() -> None:
+    unknown = {"octo/hello": "kernel status unknown offline"}
+    public = decide(make_event(), kernel_unknown=unknown)
+    assert public.route is Route.APP
+    assert public.reason.startswith("kernel status unknown offline; if the kernel does not serve this repo: ")
+    assert public.reason.endswith("public repo, safe action: comment")
+    secret_key = registry_key("octo/secret", private=True)
+    private = decide(
+        make_event(repo="octo/secret", public=False), kernel_unknown={secret_key: "kernel status unknown x"}
+    )
+    assert private.route is Route.USER
+    assert private.reason.startswith("kernel status unknown x;")
+    # Only the repo it is about; a static list or a known entry still decides first.
+    assert "unknown" not in decide(make_event(repo="octo/other"), kernel_unknown=unknown).reason
+    assert decide(make_event(), kernel_unknown=unknown, kernel_owners=["octo"]).route is Route.KERNEL
+    nothing = decide(make_event("PushEvent", payload={}), kernel_unknown=unknown)
+    assert nothing.route is Route.IGNORE
+    assert "unknown" not in nothing.reason
+
+
+def _registry(entries: dict[str, RegistryEntry] | None = None, **kwargs: Any) -> Any:
+    from symbiote_cli.clock import FakeClock
+    from symbiote_cli.registry import KernelRegistry
+
+    return KernelRegistry(None, FakeClock(start=10_000.0), entries=entries, ttl=100.0, **kwargs)
+
+
+def test_a_registry_without_a_client_only_reads_its_cache() -> None:
+    fresh = RegistryEntry(repo="octo/hello", kernel=True, source="x", checked_at=9_950.0)
+    stale = RegistryEntry(repo="octo/old", kernel=True, source="x", checked_at=1.0)
+    registry = _registry({"octo/hello": fresh, "octo/old": stale}, kernel_owners=["static"])
+    events = [
+        make_event(),
+        make_event(repo="octo/old"),
+        make_event(repo="octo/new"),
+        make_event(repo="octo/secret", public=False),
+        make_event(repo="static/repo"),
+    ]
+    registry.resolve(events)  # no client: nothing looked up, nothing changed
+    assert registry.take_changes() == {}
+    assert registry.known() == {"octo/hello": fresh}
+    unknown = registry.unknown(events, "offline")
+    assert set(unknown) == {"octo/old", "octo/new", repo_key("octo/secret")}
+    assert unknown["octo/new"] == "kernel status unknown offline"
+    assert unknown["octo/old"].startswith("kernel status unknown offline (the cached lookup of 1970-01-01T00:00:01Z")
+
+
+def test_registry_changes_merge_keeping_the_newer_lookup() -> None:
+    from symbiote_cli import state
+    from symbiote_cli.registry import merged
+
+    class View:
+        def __init__(self, data: Any) -> None:
+            self.data = data
+
+        def read_json(self, path: str) -> Any:
+            return self.data if path == state.REGISTRY else None
+
+        def list_paths(self, prefix: str) -> list[str]:
+            return []
+
+    newer = RegistryEntry(repo="octo/a", kernel=True, source="newer", checked_at=20.0)
+    older = RegistryEntry(repo="octo/a", kernel=False, source="older", checked_at=10.0)
+    other = RegistryEntry(repo="octo/b", kernel=False, source="b", checked_at=5.0)
+    view = View(state.registry_json({"octo/a": newer}))
+    repos = merged(view, {"octo/a": older, "octo/b": other})[state.REGISTRY]["repos"]
+    assert repos["octo/a"]["source"] == "newer"
+    assert repos["octo/b"]["source"] == "b"

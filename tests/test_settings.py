@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from pydantic import AliasChoices
 
-from symbiote_cli.errors import ConfigError
-from symbiote_cli.settings import load_settings
+from symbiote_cli.errors import ConfigError, ExitCode
+from symbiote_cli.settings import LogLevel, Settings, load_settings
 
 TOKEN = "ghp_canary_settings_0123456789"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / ".dev.vars.example"
+# An assignment, active or commented out: "NAME=value" or "# NAME=value".
+ASSIGNMENT = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +26,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     import os
 
     for name in list(os.environ):
-        if name.startswith(("SYMBIOTE_", "GH_", "GITHUB_")):
+        if name.startswith(("SYMBIOTE_", "GH_", "GITHUB_")) or name == "LOG_LEVEL":
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -94,3 +103,129 @@ def test_invalid_values_are_config_errors(monkeypatch: pytest.MonkeyPatch, name:
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError):
         load_settings()
+
+
+# -- LOG_LEVEL, as the seed's configuration names it --------------------------------------------------
+
+
+def test_log_level_is_read_bare_or_prefixed(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    assert load_settings().log_level is LogLevel.INFO
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    assert load_settings().log_level is LogLevel.DEBUG
+    monkeypatch.setenv("SYMBIOTE_LOG_LEVEL", "WARNING")  # the prefixed name wins when both are set
+    assert load_settings().log_level is LogLevel.WARNING
+    monkeypatch.delenv("SYMBIOTE_LOG_LEVEL")
+    monkeypatch.delenv("LOG_LEVEL")
+    (clean_env / ".dev.vars").write_text("LOG_LEVEL=ERROR\n", encoding="utf-8")
+    assert load_settings().log_level is LogLevel.ERROR
+
+
+@pytest.mark.parametrize("name", ["LOG_LEVEL", "SYMBIOTE_LOG_LEVEL"])
+def test_a_bad_log_level_is_a_one_line_config_error(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(name, "LOUD")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "LOG_LEVEL" in message
+    assert "DEBUG, INFO, WARNING, ERROR, CRITICAL" in message
+    assert "\n" not in message
+
+
+def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a clean environment, without a token (``route`` then reads its cache only)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SYMBIOTE_", "GH_", "GITHUB_", "GIT_"))}
+    base.pop("LOG_LEVEL", None)
+    event = '{"id": "1", "type": "PushEvent", "actor": {"login": "octo"}, "repo": {"name": "octo/hello"}}'
+    return subprocess.run(
+        [sys.executable, "-m", "symbiote_cli", *args],
+        cwd=tmp_path,
+        env={**base, "HOME": str(tmp_path), "NO_COLOR": "1", "COLUMNS": "200", **env},
+        input=event,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_log_level_debug_shows_debug_lines(tmp_path: Path) -> None:
+    quiet = _cli(tmp_path, "route", "-")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "DEBUG symbiote" not in quiet.stderr
+    for name in ("LOG_LEVEL", "SYMBIOTE_LOG_LEVEL"):
+        loud = _cli(tmp_path, "route", "-", **{name: "DEBUG"})
+        assert loud.returncode == 0, loud.stderr
+        assert "DEBUG symbiote.runner: kernel registry" in loud.stderr
+    # The same level read from the seed's .dev.vars; and a failure then shows its traceback.
+    (tmp_path / ".dev.vars").write_text("LOG_LEVEL=DEBUG\n", encoding="utf-8")
+    from_file = _cli(tmp_path, "route", "-")
+    assert "DEBUG symbiote.runner" in from_file.stderr
+    failed = _cli(tmp_path, "route", "missing.json")
+    assert failed.returncode == ExitCode.USAGE
+    assert "Traceback" in failed.stderr
+
+
+def test_a_bad_log_level_exits_2_with_one_line(tmp_path: Path) -> None:
+    for name in ("LOG_LEVEL", "SYMBIOTE_LOG_LEVEL"):
+        done = _cli(tmp_path, "route", "-", **{name: "LOUD"})
+        assert done.returncode == ExitCode.USAGE, done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "LOG_LEVEL" in done.stderr
+        assert done.stdout == ""
+
+
+# -- .dev.vars.example stays in step with Settings --------------------------------------------------
+
+
+def _env_names(name: str) -> tuple[str, ...]:
+    """The variables a Settings field is read from (its aliases, else the prefixed field name)."""
+    field = Settings.model_fields[name]
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return tuple(str(choice) for choice in alias.choices)
+    if isinstance(alias, str):
+        return (alias,)
+    return (f"SYMBIOTE_{name.upper()}",)
+
+
+def _example_assignments() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in EXAMPLE.read_text(encoding="utf-8").splitlines():
+        match = ASSIGNMENT.match(line)
+        if match:
+            found[match.group(2)] = match.group(3)
+    return found
+
+
+def test_dev_vars_example_names_every_setting_and_nothing_else() -> None:
+    named = _example_assignments()
+    missing = [field for field in Settings.model_fields if not set(_env_names(field)) & set(named)]
+    assert not missing, f".dev.vars.example lacks the settings {missing}"
+    known = {env for field in Settings.model_fields for env in _env_names(field)}
+    unknown = sorted(set(named) - known)
+    assert not unknown, f".dev.vars.example names variables Settings does not read: {unknown}"
+    assert "GH_PAT" in named
+    assert "LOG_LEVEL" in named
+
+
+def test_dev_vars_example_has_a_comment_for_every_setting() -> None:
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines):
+        if ASSIGNMENT.match(line):
+            above = lines[number - 1] if number else ""
+            assert above.startswith("# "), f"no comment above: {line}"
+            assert not ASSIGNMENT.match(above), f"no comment above: {line}"
+
+
+def test_dev_vars_example_works_as_written(clean_env: Path) -> None:
+    """Copied to .dev.vars as the README says, it loads; so does every example value uncommented."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    (clean_env / ".dev.vars").write_text(text, encoding="utf-8")
+    assert load_settings().log_level is LogLevel.INFO
+    active = [f"{name}={value}" for name, value in _example_assignments().items() if value]
+    (clean_env / ".dev.vars").write_text("\n".join(active) + "\n", encoding="utf-8")
+    settings = load_settings()
+    defaults = Settings.model_construct()
+    for field in ("interval", "storage_branch", "registry_ttl", "writes_per_minute", "http_timeout", "max_pages"):
+        assert getattr(settings, field) == getattr(defaults, field), field
