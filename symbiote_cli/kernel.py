@@ -565,19 +565,30 @@ def parse_and_verify(
 # --- the manifest --------------------------------------------------------------------------------
 
 
-def plugin_manifest(
-    version: str,
-    *,
-    short_name: str | None = None,
-    homepage_url: str | None = None,
-) -> dict[str, Any]:
-    """The manifest served at ``GET /manifest.json``: the kernel reads listeners and commands from it.
+# The plugin's identity in the manifest: ``owner/repo@ref``, as ubiquity-os/action-deploy-plugin writes
+# it (``{GITHUB_REPOSITORY}@{branch}``). The kernel only requires it: plugin-sdk ``manifestSchema`` makes
+# ``short_name`` a required non-empty string, and a manifest without it is "Manifest is invalid.", so the
+# kernel knows none of the plugin's listeners and never calls it. Only SDK-based plugins read it back (to
+# find their own entry among the configured plugins); Symbiote does not. So it names upstream Symbiote
+# on its default branch, one constant: a fork is configured by its own ``owner/repo:symbiote-auth.yml@main``
+# key, which the kernel never compares with ``short_name``, and one value can be both served and committed.
+MANIFEST_SHORT_NAME = "ubiquity-os/symbiote@main"
 
-    Shape per plugin-sdk ``manifestSchema`` (name, description, commands with ``ubiquity:example``,
-    ``ubiquity:listeners``, skipBotEvents, configuration as JSON schema); extra keys are tolerated.
+
+def plugin_manifest(*, short_name: str = MANIFEST_SHORT_NAME, homepage_url: str | None = None) -> dict[str, Any]:
+    """The manifest served at ``GET /manifest.json`` and committed as the repository's ``manifest.json``
+    (the kernel reads an Actions plugin's from its repository at the configured ref).
+
+    Shape per plugin-sdk ``manifestSchema`` (name and short_name required; description, commands with
+    ``ubiquity:example``, ``ubiquity:listeners``, skipBotEvents, configuration); extra keys are tolerated.
+    No version: the committed file and the served one must be identical whatever the installed version
+    (``GET /health`` reports it). ``homepage_url`` stays out of both by default: in a repository's
+    manifest it makes the kernel POST to that worker instead of dispatching the workflow
+    (ubiquity-os-kernel ``resolvePluginDispatchTarget``).
     """
     manifest: dict[str, Any] = {
         "name": "Symbiote",
+        "short_name": short_name,
         "description": (
             "A GitHub agent that acts on your behalf. In repositories served by UbiquityOS, the kernel "
             "forwards requests that need your authority to Symbiote."
@@ -602,10 +613,7 @@ def plugin_manifest(
             "properties": {},
             "additionalProperties": True,
         },
-        "version": version,
     }
-    if short_name:
-        manifest["short_name"] = short_name
     if homepage_url:
         manifest["homepage_url"] = homepage_url
     return manifest

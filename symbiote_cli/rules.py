@@ -7,7 +7,8 @@ out, and the executor does them. Nothing here touches the network or the disk
 
 A rule matches on the event type and payload action, a repository glob, the
 repository owner, visibility, who acted, and optionally a regular expression on
-the event's text; it does one action of a kind (``KINDS``). The first matching
+the event's text (``searched_texts``: an issue's or PR's title and body, or a
+comment's or review's body); it does one action of a kind (``KINDS``). The first matching
 rule wins unless it says ``continue: true``. With no rules file the built-in
 rules (``BUILTIN_RULES``) reproduce the seed's behaviour (``DefaultRules``).
 
@@ -657,6 +658,29 @@ def _who(login: str, user: str) -> str:
     return "self" if login.lower() == user.lower() else "others"
 
 
+def searched_texts(event: Event) -> tuple[str, ...]:
+    """What a rule's ``text`` pattern searches, in order, each cut to ``TEXT_LIMIT``.
+
+    For an issue or pull request event the issue's or PR's title, then its body: a report often
+    says all it says in its title ("App crashes on start", empty body). For a comment or review
+    only what that person wrote: the thread's title is not theirs, and a command pattern such as
+    ``^/symbiote deploy`` must not fire on every comment of an issue whose title starts with it.
+    Payload shapes per https://docs.github.com/rest/using-the-rest-api/github-event-types.
+    """
+    if any(isinstance(event.payload.get(key), dict) for key in ("comment", "review")):
+        return (event.text[:TEXT_LIMIT],)
+    return (event.title[:TEXT_LIMIT], event.text[:TEXT_LIMIT])
+
+
+def _search(pattern: re.Pattern[str], event: Event) -> re.Match[str] | None:
+    """The first match in ``searched_texts`` (the title before the body)."""
+    for text in searched_texts(event):
+        match = pattern.search(text)
+        if match is not None:
+            return match
+    return None
+
+
 def _mismatch(rule: Rule, event: Event, user: str) -> tuple[str | None, re.Match[str] | None]:
     """Why ``rule`` does not match ``event`` (None when it does), and the text match."""
     types = rule.types()
@@ -676,9 +700,11 @@ def _mismatch(rule: Rule, event: Event, user: str) -> tuple[str | None, re.Match
         return f"actor @{event.actor.login} is not {'you' if rule.actor == 'self' else 'someone else'}", None
     match: re.Match[str] | None = None
     if rule.pattern is not None:
-        match = rule.pattern.search(event.text[:TEXT_LIMIT])
+        match = _search(rule.pattern, event)
         if match is None:
-            return "text does not match the pattern", None
+            if len(searched_texts(event)) == 1:
+                return "text does not match the pattern", None
+            return "neither title nor text matches the pattern", None
     return None, match
 
 

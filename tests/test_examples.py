@@ -1,6 +1,6 @@
 """The shipped rules examples: each loads, and explains realistic events as documented.
 
-Events come from GitHub's webhook examples (``shared/github/webhooks-examples``);
+Events come from GitHub's webhook examples (``tests/data/github/webhooks-examples.json``);
 the events API's payloads mirror them (``action``, ``issue``, ``comment``,
 ``pull_request``, ``number``), with ``repository``/``sender`` becoming ``repo``/``actor``.
 """
@@ -8,7 +8,6 @@ the events API's payloads mirror them (``action``, ``issue``, ``comment``,
 from __future__ import annotations
 
 import copy
-import gzip
 import json
 import os
 import subprocess
@@ -24,9 +23,14 @@ from symbiote_cli.rules import RulesPlanner
 from symbiote_cli.rulesfile import explain_events, load_rules_file
 from symbiote_cli.settings import Settings
 
+try:
+    from .openapi import github_dir
+except ImportError:
+    from openapi import github_dir  # type: ignore[no-redef]
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-WEBHOOKS = Path(__file__).resolve().parents[2] / "shared" / "github" / "webhooks-examples" / "api.github.com.json.gz"
+WEBHOOKS = github_dir() / "webhooks-examples.json"
 TYPES = {
     "issues": "IssuesEvent",
     "issue_comment": "IssueCommentEvent",
@@ -47,7 +51,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @cache
 def _webhooks() -> dict[str, list[dict[str, Any]]]:
-    with gzip.open(WEBHOOKS, "rt", encoding="utf-8") as handle:
+    with WEBHOOKS.open(encoding="utf-8") as handle:
         return {item["name"]: item["examples"] for item in json.load(handle)}
 
 
@@ -131,14 +135,28 @@ def test_quiet_mode_ignores_other_actions(name: str, action: str) -> None:
 
 
 def test_triage_labels_new_issues_in_my_repos() -> None:
-    event = webhook_event("issues", "opened")
+    # The example's own title ("Spelling error in the README file") says "error": a neutral one here.
+    event = webhook_event("issues", "opened", issue__title="Add a dark theme")
     [request] = planner("triage.yml").plan(event, "Codertocat")
     assert (request.kind, request.labels, request.issue_number) == (ActionKind.LABEL, ["triage"], 1)
     assert request.idempotency_key == "triage-41000000001"
 
 
 def test_triage_adds_bug_when_the_issue_reports_one() -> None:
-    event = webhook_event("issues", "opened", issue__body="The CLI crashes when I run it offline.")
+    event = webhook_event(
+        "issues", "opened", issue__title="Add a dark theme", issue__body="The CLI crashes when I run it offline."
+    )
+    requests = planner("triage.yml").plan(event, "codertocat")
+    assert [(r.labels, r.idempotency_key) for r in requests] == [
+        (["triage"], "triage-41000000001"),
+        (["bug"], "bug-41000000001"),
+    ]
+
+
+@pytest.mark.parametrize("body", [None, ""])
+def test_triage_adds_bug_when_only_the_title_reports_one(body: str | None) -> None:
+    """GitHub sends ``body: null`` for an issue opened without a description."""
+    event = webhook_event("issues", "opened", issue__title="App crashes on start", issue__body=body)
     requests = planner("triage.yml").plan(event, "codertocat")
     assert [(r.labels, r.idempotency_key) for r in requests] == [
         (["triage"], "triage-41000000001"),

@@ -1,4 +1,4 @@
-"""The kernel protocol against the shared vector made with plugin-sdk 3.12.5's own code."""
+"""The kernel protocol against the test vector made with plugin-sdk 3.12.5's own code (tests/data/ubiquity-os)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ import pytest
 from symbiote_cli import kernel
 from symbiote_cli.errors import ConfigError, InputError, SignatureError, SymbioteError
 
-VECTOR_PATH = Path(__file__).resolve().parents[2] / "shared" / "ubiquity-os" / "kernel-signature-vector.json"
+try:
+    from .openapi import data_dir
+except ImportError:
+    from openapi import data_dir  # type: ignore[no-redef]
+
+VECTOR_PATH = data_dir() / "ubiquity-os" / "kernel-signature-vector.json"
 VECTOR: dict[str, Any] = json.loads(VECTOR_PATH.read_text(encoding="utf-8"))
 PUBLIC = VECTOR["public_key_pem"]
 PRIVATE = VECTOR["private_key_pem"]
@@ -601,9 +606,8 @@ def test_auth_token_never_appears_in_the_request_repr() -> None:
 def test_plugin_manifest() -> None:
     import re
 
-    manifest = kernel.plugin_manifest("1.2.3", short_name="owner/symbiote@main", homepage_url="https://x.dev")
+    manifest = kernel.plugin_manifest(short_name="owner/symbiote@main", homepage_url="https://x.dev")
     assert manifest["name"] == "Symbiote"
-    assert manifest["version"] == "1.2.3"
     assert manifest["ubiquity:listeners"] == ["issue_comment.created", "issues.opened", "pull_request.opened"]
     assert set(manifest["commands"]) == {"symbiote"}
     for name, command in manifest["commands"].items():
@@ -613,5 +617,6 @@ def test_plugin_manifest() -> None:
     assert manifest["configuration"]["type"] == "object"
     assert manifest["short_name"] == "owner/symbiote@main"
     assert manifest["homepage_url"] == "https://x.dev"
-    assert "short_name" not in kernel.plugin_manifest("1")
+    assert kernel.plugin_manifest()["short_name"] == kernel.MANIFEST_SHORT_NAME
+    assert "homepage_url" not in kernel.plugin_manifest()
     json.dumps(manifest)

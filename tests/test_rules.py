@@ -360,6 +360,50 @@ def test_text_pattern_searches_only_the_first_64_kib() -> None:
     assert planner.plan(comment_event("x" * TEXT_LIMIT + "needle"), "octo") == []
 
 
+TITLE_RULES = """
+rules:
+  - name: bug
+    event: [IssuesEvent, PullRequestEvent, IssueCommentEvent]
+    text: '(?i)\\b(?P<word>crash(es)?|bug)\\b'
+    do: {kind: label, labels: ["{{ match.word }}"]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("type_", "key"),
+    [("IssuesEvent", "issue"), ("PullRequestEvent", "pull_request")],
+)
+@pytest.mark.parametrize("body", [None, "", "Steps: open the app."])
+def test_text_pattern_also_searches_the_issue_or_pr_title(type_: str, key: str, body: str | None) -> None:
+    """A report that says it all in its title matches, whatever (or however empty) its body."""
+    payload = {"action": "opened", key: {"number": 7, "title": "App crashes on start", "body": body}}
+    [request] = planner_for(TITLE_RULES).plan(make_event(type_, payload), "octo")
+    assert (request.kind, request.labels, request.issue_number) == (ActionKind.LABEL, ["crashes"], 7)
+
+
+def test_text_pattern_tries_the_title_before_the_body() -> None:
+    payload = {"action": "opened", "issue": {"number": 7, "title": "A bug", "body": "It crashes"}}
+    [request] = planner_for(TITLE_RULES).plan(make_event(payload=payload), "octo")
+    assert request.labels == ["bug"]
+
+
+def test_text_pattern_miss_on_title_and_body_says_so() -> None:
+    payload = {"action": "opened", "issue": {"number": 7, "title": "Dark theme", "body": "Please."}}
+    explanation = planner_for(TITLE_RULES).explain(make_event(payload=payload), "octo")
+    assert explanation.requests == ()
+    assert explanation.checks[0].detail == "neither title nor text matches the pattern"
+
+
+def test_comment_text_pattern_ignores_the_threads_title() -> None:
+    """A comment is matched on what its author wrote, not on the title of the issue it is in."""
+    event = comment_event("Thanks, looks good.")
+    event.payload["issue"]["title"] = "App crashes on start"
+    explanation = planner_for(TITLE_RULES).explain(event, "octo")
+    assert explanation.requests == ()
+    assert explanation.checks[0].detail == "text does not match the pattern"
+    assert planner_for(TITLE_RULES).plan(comment_event("It crashes here too"), "octo")
+
+
 @pytest.mark.parametrize("pattern", ["(a+)+$", "(a|aa)*b*(x+)*", "(?:\\s*\\w+)+", "(a*)*"])
 def test_catastrophic_patterns_are_refused(pattern: str) -> None:
     with pytest.raises(ValueError, match="nested unbounded"):

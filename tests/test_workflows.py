@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from symbiote_cli.settings import Settings
+
+try:
+    from .fakegithub import FakeGitHub
+except ImportError:
+    from fakegithub import FakeGitHub  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / ".github" / "workflows" / "symbiote-main.yml"
@@ -39,6 +47,15 @@ KERNEL_INPUTS = (
     "signature",
 )
 OWN_INPUTS = ("state_id", "request", "callback_url")
+# The optional GitHub App and the kernel lists reach `symbiote poll` on Actions without editing the
+# workflow: credentials as repository secrets, lists as repository variables (`vars.`), named as
+# Settings reads them (SYMBIOTE_ prefix + field name).
+APP_AND_KERNEL_ENV = {
+    "SYMBIOTE_APP_ID": "${{ secrets.SYMBIOTE_APP_ID }}",
+    "SYMBIOTE_APP_PRIVATE_KEY": "${{ secrets.SYMBIOTE_APP_PRIVATE_KEY }}",
+    "SYMBIOTE_KERNEL_REPOS": "${{ vars.SYMBIOTE_KERNEL_REPOS }}",
+    "SYMBIOTE_KERNEL_OWNERS": "${{ vars.SYMBIOTE_KERNEL_OWNERS }}",
+}
 # GitHub's cap on workflow_dispatch inputs (docs: "You can define up to 25 `inputs`").
 MAX_DISPATCH_INPUTS = 25
 
@@ -160,6 +177,36 @@ def test_main_steps(main: dict[str, Any]) -> None:
     # A missing GH_PAT fails loudly instead of silently falling back to GITHUB_TOKEN.
     assert 'if [ -z "${GH_PAT:-}" ]' in script
     assert "::error title=GH_PAT is not set::" in script
+
+
+def test_main_poll_passes_app_credentials_and_kernel_lists(main: dict[str, Any]) -> None:
+    poll = step_named(main, "Poll")
+    for name, value in APP_AND_KERNEL_ENV.items():
+        assert poll["env"].get(name) == value, name
+    # Through `env:` only: the script never names them (nor any secret or variable).
+    assert "SYMBIOTE_APP" not in poll["run"]
+    assert "vars." not in poll["run"]
+
+
+def test_main_poll_env_names_are_the_ones_settings_reads(main: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("SYMBIOTE_"):
+            monkeypatch.delenv(name)
+    given = {
+        "SYMBIOTE_APP_ID": "12345",
+        "SYMBIOTE_APP_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----",
+        "SYMBIOTE_KERNEL_REPOS": "acme/api, acme/web",
+        "SYMBIOTE_KERNEL_OWNERS": "ubiquity",
+    }
+    for name in step_named(main, "Poll")["env"]:
+        if name in given:
+            monkeypatch.setenv(name, given[name])
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.app_id == "12345"
+    assert settings.app_private_key is not None
+    assert settings.app_private_key.get_secret_value() == "-----BEGIN PRIVATE KEY-----"
+    assert settings.kernel_repos == ["acme/api", "acme/web"]
+    assert settings.kernel_owners == ["ubiquity"]
 
 
 def test_storage_credentials_are_step_scoped(main: dict[str, Any], auth: dict[str, Any]) -> None:
@@ -499,6 +546,57 @@ def test_main_poll_script_fails_clearly_without_gh_pat(main: dict[str, Any], tmp
     assert result.returncode == 1
     assert recorded is None
     assert result.stdout.startswith("::error title=GH_PAT is not set::Add a repository secret named GH_PAT")
+
+
+def _poll_once(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "symbiote_cli", "poll", "--once", "--json"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _routes(done: subprocess.CompletedProcess[str]) -> list[str]:
+    """The routes of the IssuesEvents this poll saw (our own acknowledgment comments come back too)."""
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return [line["route"] for line in lines if line.get("kind") == "event" and line.get("type") == "IssuesEvent"]
+
+
+def test_poll_reads_the_workflows_empty_values_as_unset(
+    main: dict[str, Any], fake_github: FakeGitHub, fork: Path, env_for: Callable[..., dict[str, str]]
+) -> None:
+    """Actions gives an unset secret or variable as "": `symbiote poll` then runs as if it were not set
+    (no app, no kernel lists); set, the same names take effect."""
+    names = [name for name in step_named(main, "Poll")["env"] if name in APP_AND_KERNEL_ENV]
+    assert sorted(names) == sorted(APP_AND_KERNEL_ENV)
+    fake_github.add_repo("octo/hello")
+    env = env_for(fake_github, SYMBIOTE_SECONDS_BETWEEN_WRITES="0", SYMBIOTE_SECONDS_BETWEEN_REQUESTS="0")
+    empty = {**env, **dict.fromkeys(names, "")}
+    baseline = _poll_once(empty, fork)
+    assert baseline.returncode == 0, baseline.stderr
+
+    fake_github.issue_opened("octo", "octo/hello", 1, "new bug")
+    done = _poll_once(empty, fork)
+    assert done.returncode == 0, done.stderr
+    assert _routes(done) == ["app"]
+    assert sum("<!-- symbiote:" in c.body for c in fake_github.comments_on("octo/hello", 1)) == 1
+
+    # Controls: the same names, set, are read by poll.
+    fake_github.issue_opened("octo", "octo/hello", 2, "another")
+    kernel = _poll_once({**empty, "SYMBIOTE_KERNEL_OWNERS": "octo"}, fork)
+    assert kernel.returncode == 0, kernel.stderr
+    assert _routes(kernel) == ["kernel"]
+    assert not fake_github.comments_on("octo/hello", 2)
+    bad_app = _poll_once({**empty, "SYMBIOTE_APP_ID": "1", "SYMBIOTE_APP_PRIVATE_KEY": "not-a-key"}, fork)
+    assert bad_app.returncode != 0
+    assert "SYMBIOTE_APP_PRIVATE_KEY must be a PEM private key" in bad_app.stderr
+    assert "not-a-key" not in bad_app.stdout + bad_app.stderr
+    for done in (baseline, kernel, bad_app):
+        assert str(fake_github.token) not in done.stdout + done.stderr
 
 
 def test_auth_act_script_masks_then_passes_inputs(auth: dict[str, Any], tmp_path: Path) -> None:
