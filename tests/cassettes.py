@@ -1,6 +1,6 @@
 """vcrpy cassettes from @octokit/fixtures' recordings of real api.github.com traffic.
 
-``../shared/github/octokit-fixtures/<scenario>/normalized-fixture.json`` lists recorded requests and
+``tests/data/github/octokit-fixtures/<scenario>/normalized-fixture.json`` lists recorded requests and
 responses (real bodies and headers; ids, dates and tokens normalised by @octokit/fixtures). This
 module turns selected scenarios into vcrpy cassettes (YAML, ``version: 1``) for the thin client
 layer (``symbiote_cli.ghclient``), so its tests replay what GitHub really sent, with no network
@@ -42,8 +42,13 @@ from urllib.parse import urlencode
 
 import yaml
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "github"
-FIXTURES = SHARED / "octokit-fixtures"
+try:  # imported as ``tests.cassettes`` or top-level (pytest rootdir import, or run as a script)
+    from .openapi import github_dir
+except ImportError:
+    from openapi import github_dir  # type: ignore[no-redef]
+
+GITHUB = github_dir()
+FIXTURES = GITHUB / "octokit-fixtures"
 API = "https://api.github.com"
 ORG = "octokit-fixture-org"
 REASONS = {
@@ -197,7 +202,7 @@ EVENTS_ETAG = '"a18c3bded88eb5dbb5c849a489412bf3"'
 
 
 def _openapi_example(name: str) -> Any:
-    spec = json.loads((SHARED / "openapi-subset.json").read_text(encoding="utf-8"))
+    spec = json.loads((GITHUB / "openapi-subset.json").read_text(encoding="utf-8"))
     return spec["components"]["examples"][name]["value"]
 
 

@@ -1,8 +1,8 @@
 """GitHub's OpenAPI description (the subset Symbiote uses) as a validator for tests.
 
-The spec is ``shared/github/openapi-subset.json``: GitHub's official description cut to
-the endpoints we call. It is OpenAPI 3.0, so before validating with ``jsonschema``
-(Draft 2020-12) it is converted:
+The spec is ``tests/data/github/openapi-subset.json``: GitHub's official description cut to
+the endpoints we call (by ``scripts/openapi_subset.py``; provenance in ``tests/data/README.md``).
+It is OpenAPI 3.0, so before validating with ``jsonschema`` (Draft 2020-12) it is converted:
 
 * ``nullable: true`` becomes ``type: [..., "null"]`` (or ``anyOf [..., {type: null}]``
   when the schema has no ``type``), and ``null`` joins an ``enum``;
@@ -38,13 +38,13 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 
-def shared_dir() -> Path:
-    """``shared/`` next to the repository (``../shared`` from the repo root)."""
-    return Path(__file__).resolve().parents[2] / "shared"
+def data_dir() -> Path:
+    """``tests/data/``: the third-party data every test reads (the one place that says where)."""
+    return Path(__file__).resolve().parent / "data"
 
 
 def github_dir() -> Path:
-    return shared_dir() / "github"
+    return data_dir() / "github"
 
 
 SPEC_PATH = github_dir() / "openapi-subset.json"

@@ -146,7 +146,7 @@ def test_registry_trusts_the_installation_lookup(fake: FakeGitHub, creds: AppCre
     # Installed and configured: the kernel acts there.
     assert entries["acme/served"].kernel is True
     assert entries["acme/served"].source == f"{CONFIG_PATH} exists"
-    # The kernel needs both its app and a config (../shared/ubiquity-os/README.md).
+    # The kernel needs both its app and a config (the UbiquityOS kernel's README).
     assert entries["acme/bare"].kernel is False
     assert entries["acme/bare"].source == "no kernel config found"
     # Not installed: authoritative, so the config file is not even probed.

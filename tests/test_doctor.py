@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os
@@ -24,9 +23,11 @@ from rich.console import Console
 try:
     from .conftest import git
     from .fakegithub import FakeGitHub, Response, _Ctx, _not_found
+    from .openapi import github_dir
 except ImportError:
     from conftest import git  # type: ignore[no-redef]
     from fakegithub import FakeGitHub, Response, _Ctx, _not_found  # type: ignore[no-redef]
+    from openapi import github_dir  # type: ignore[no-redef]
 
 from symbiote_cli.doctor import (
     EXPECTED_WORKFLOWS,
@@ -42,21 +43,21 @@ from symbiote_cli.doctor import (
 from symbiote_cli.settings import Settings
 from symbiote_cli.storage import Storage
 
-FULL_SPEC = Path(__file__).resolve().parents[2] / "shared" / "github" / "api.github.com.json.gz"
-# Doctor reads two endpoints the OpenAPI subset (and so the shared fake) lacks yet.
+SPEC = github_dir() / "openapi-subset.json"  # has the workflow schema (tests/data/README.md)
+# Doctor reads two endpoints the common fake lacks yet (ActionsFake adds them; the subset describes both).
 EXTRA_PATHS = ("/actions/workflows/", "/actions/permissions")
 
 
 @cache
 def _workflow_schema() -> dict[str, Any]:
-    with gzip.open(FULL_SPEC, "rt", encoding="utf-8") as handle:
+    with SPEC.open(encoding="utf-8") as handle:
         schema: dict[str, Any] = json.load(handle)["components"]["schemas"]["workflow"]
     return schema
 
 
 class ActionsFake(FakeGitHub):
     """The fake plus ``GET .../actions/workflows/{workflow_id}`` (with ``state``) and
-    ``GET .../actions/permissions``; workflow answers are checked against the full spec."""
+    ``GET .../actions/permissions``; workflow answers are checked against the spec's ``workflow`` schema."""
 
     _ROUTES = (
         *FakeGitHub._ROUTES,

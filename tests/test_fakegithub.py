@@ -4,7 +4,6 @@ to real header conventions and to PyGithub, and prove that its validator can fai
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import re
 import subprocess
@@ -88,8 +87,8 @@ def pygithub(fake: FakeGitHub, **kwargs: Any) -> github.Github:
 # ------------------------------------------------------------------ the validator itself
 
 
-def test_shared_dir_and_operations_resolve() -> None:
-    assert (openapi.shared_dir() / "github" / "openapi-subset.json").is_file()
+def test_data_dir_and_operations_resolve() -> None:
+    assert (openapi.data_dir() / "github" / "openapi-subset.json").is_file()
     op, params = openapi.find_operation("GET", "/repos/o/r/contents/a/b/c.md") or (None, {})
     assert op is not None
     assert op.operation_id == "repos/get-content"
@@ -487,7 +486,7 @@ def test_link_header_has_githubs_shape() -> None:
 
 
 def webhook_examples(name: str) -> list[dict[str, Any]]:
-    with gzip.open(openapi.github_dir() / "webhooks-examples" / "api.github.com.json.gz", "rt") as handle:
+    with (openapi.github_dir() / "webhooks-examples.json").open(encoding="utf-8") as handle:
         hooks = json.load(handle)
     examples: list[dict[str, Any]] = next(h for h in hooks if h["name"] == name)["examples"]
     return examples
