@@ -39,14 +39,16 @@ from symbiote_cli.worker import Worker, create_app
 try:
     from .conftest import git_env
     from .fakegithub import FakeGitHub
+    from .openapi import data_dir
 except ImportError:
     from conftest import git_env  # type: ignore[no-redef]
     from fakegithub import FakeGitHub  # type: ignore[no-redef]
+    from openapi import data_dir  # type: ignore[no-redef]
 
 SECRET = "cbsecret-" + secrets.token_hex(16)
 WORKER_TOKEN = "wtoken-" + secrets.token_hex(16)
 BRANCH = "__STORAGE__"
-VECTOR = Path(__file__).resolve().parents[2] / "shared" / "ubiquity-os" / "kernel-signature-vector.json"
+VECTOR = data_dir() / "ubiquity-os" / "kernel-signature-vector.json"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -213,7 +215,7 @@ def started(api: Api, user: str) -> str:
     response = api.post(f"/start/{user}", headers=BEARER)
     assert response.status_code == 202, response.text
     session_id: str = response.json()["session_id"]
-    handle = api.worker._pollers[user]
+    handle = api.worker.pollers.snapshot()[user]
     wait_for(lambda: handle.cycles >= 1, what=f"{user}'s first cycle")
     return session_id
 
@@ -243,7 +245,7 @@ def test_health_and_manifest_need_no_auth(world: World) -> None:
 
 def test_health_counts_active_sessions(world: World) -> None:
     api = world.app()
-    api.worker.health_cache = 0.0
+    api.worker.health.cache_s = 0.0
     started(api, "alice")
     started(api, "bob")
     body = api.get("/health").json()
@@ -287,7 +289,7 @@ def test_every_other_endpoint_needs_auth(world: World, method: str, path: str) -
         assert response.json()["error"] in code
         assert response.json()["message"]
     assert origin_tip(world.origin) == tip
-    assert api.worker._pollers == {}
+    assert api.worker.pollers.snapshot() == {}
 
 
 def test_bearer_and_signature_both_authenticate(world: World) -> None:
@@ -420,12 +422,12 @@ def test_start_local_polls_and_acknowledges_once(world: World) -> None:
 def test_start_twice_returns_the_live_session_and_one_poller(world: World) -> None:
     api = world.app()
     session_id = started(api, "alice")
-    handle = api.worker._pollers["alice"]
+    handle = api.worker.pollers.snapshot()["alice"]
     again = api.post("/start/alice", headers=BEARER)
     assert again.status_code == 202
     assert again.json()["session_id"] == session_id
     assert again.json()["existing"] is True
-    assert api.worker._pollers["alice"] is handle
+    assert api.worker.pollers.snapshot()["alice"] is handle
     alive = [t for t in threading.enumerate() if t.name == "symbiote-poll-alice"]
     assert len(alive) == 1
     # logins are case-insensitive: the same user, the same session
@@ -491,7 +493,7 @@ def test_superseded_poller_exits_when_idle(world: World) -> None:
     touching the newer record."""
     api = world.app()
     mine = started(api, "alice")
-    handle = api.worker._pollers["alice"]
+    handle = api.worker.pollers.snapshot()["alice"]
     other = world.storage()
     newer = sessions.activate(sessions.new_session("alice", "local", time.time() + 1, deadline_s=None), time.time())
     other.update(lambda _v: {state.session_path("alice"): newer.model_dump(mode="json")}, "test: newer session")
@@ -507,7 +509,7 @@ def test_superseded_poller_exits_at_its_next_cycle_with_events(world: World) -> 
     """Without the worker's check, the poll loop's own check (SupersededError) stops it before acting."""
     api = world.app(owner_check_interval=1e9)
     started(api, "alice")
-    handle = api.worker._pollers["alice"]
+    handle = api.worker.pollers.snapshot()["alice"]
     newer = sessions.activate(sessions.new_session("alice", "local", time.time() + 1, deadline_s=None), time.time())
     world.storage().update(lambda _v: {state.session_path("alice"): newer.model_dump(mode="json")}, "test: newer")
     world.fake.issue_opened("alice", "alice/demo", 4, "Late", "")
@@ -547,11 +549,11 @@ def test_resume_leaves_cli_sessions_alone(world: World) -> None:
     api.worker.storage.update(
         lambda _v: {state.session_path("alice"): cli_session.model_dump(mode="json")}, "test: a CLI session"
     )
-    assert api.worker.resume_sessions() == []
+    assert api.worker.sessions.resume() == []
     answer = api.post("/start/alice", headers=BEARER).json()
     assert answer["existing"] is True
     assert answer["session_id"] == cli_session.id
-    assert api.worker._pollers == {}
+    assert api.worker.pollers.snapshot() == {}
 
 
 # --------------------------------------------------------------------------- state requests
@@ -659,7 +661,7 @@ def test_private_request_is_sealed_in_the_inbox_with_a_storage_key(world: World)
     world.fake.add_issue("alice/secret", 1, "Hidden", author="alice")
     api = world.app(world.make_settings(storage_key=generate_key()), owner_check_interval=0.1)
     started(api, "alice")
-    handle = api.worker._pollers["alice"]
+    handle = api.worker.pollers.snapshot()["alice"]
     assert handle.poller is not None
     handle.poller.session = None  # stop it as a worker shutdown does: the session stays live
     handle.stop.set()  # and the request stays in the inbox long enough to look at it
@@ -817,7 +819,7 @@ def test_actions_start_dispatches_and_records_starting(world: World, actions: Ap
     again = actions.post("/start/alice", headers=BEARER)
     assert again.json()["session_id"] == answer["session_id"]
     assert len(world.fake.workflow_dispatches) == 1
-    assert actions.worker._pollers == {}
+    assert actions.worker.pollers.snapshot() == {}
 
 
 def test_actions_callback_url_uses_the_public_url(world: World) -> None:
@@ -1017,20 +1019,20 @@ def test_gc_prunes_old_records_and_expires_silent_sessions(world: World) -> None
         },
         "test: old records",
     )
-    removed = api.worker.gc()
+    removed = api.worker.maintenance.gc()
     assert set(removed) == {state.session_path("alice"), day_old}
     assert on_branch(world.origin, state.session_path("alice")) is None
     assert on_branch(world.origin, day_old) is None
     assert on_branch(world.origin, day_new) is not None
     assert on_branch(world.origin, state.session_path("bob"))["status"] == "expired"
     tip = origin_tip(world.origin)
-    assert api.worker.gc() == []
+    assert api.worker.maintenance.gc() == []
     assert origin_tip(world.origin) == tip  # nothing left to do: no commit
 
 
 def test_background_gc_runs_periodically(world: World) -> None:
     api = world.app(gc_interval=0.05)
-    wait_for(lambda: api.worker._last_gc is not None, what="a background gc")
+    wait_for(lambda: api.worker.maintenance.last_gc is not None, what="a background gc")
 
 
 # --------------------------------------------------------------------------- generated input: never a 5xx

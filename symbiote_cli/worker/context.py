@@ -1,0 +1,111 @@
+"""What every service of the worker shares: settings, clock, the storage branch, GitHub clients."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from symbiote_cli import sessions
+from symbiote_cli.clock import Clock, SystemClock
+from symbiote_cli.errors import ConfigError
+from symbiote_cli.models import Session, valid_repo
+from symbiote_cli.runner import make_client, make_sealer, make_storage
+
+if TYPE_CHECKING:
+    from symbiote_cli.ghclient import GitHubClient
+    from symbiote_cli.privacy import Sealer
+    from symbiote_cli.settings import Settings
+    from symbiote_cli.storage import Storage
+
+WORKER_RUN_PREFIX = "worker-"
+"""Sessions a worker polls in-process carry ``run_id = "worker-<instance>"``."""
+
+CALLBACK_PATH = "/session/callback"
+
+ClientFactory = Callable[[str | None], "GitHubClient"]
+"""(user, or None for the worker's own calls) -> a GitHub client; tests inject the fake's."""
+
+
+class WorkerMode(StrEnum):
+    """Where sessions poll: in this process, or in a workflow run of the user's fork."""
+
+    LOCAL = "local"
+    ACTIONS = "actions"
+
+
+def default_client_factory(settings: Settings) -> ClientFactory:
+    """One client per call, from the configured token (the same for every user)."""
+
+    def make(_user: str | None) -> GitHubClient:
+        return make_client(settings)
+
+    return make
+
+
+class WorkerContext:
+    """The state one worker's services share; the storage branch is opened on first use."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        storage: Storage | None = None,
+        client_factory: ClientFactory | None = None,
+        public_url: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self._storage = storage
+        self.client_factory = client_factory or default_client_factory(settings)
+        self.public_url = public_url.rstrip("/") if public_url else None
+        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError("the worker's public URL must start with http:// or https://")
+        self.sealer: Sealer | None = make_sealer(settings)
+        if settings.repo is not None:
+            try:
+                valid_repo(settings.repo)
+            except ValueError:
+                raise ConfigError("SYMBIOTE_REPO must be owner/name of your fork") from None
+        self.mode = WorkerMode.ACTIONS if settings.repo else WorkerMode.LOCAL
+        self.instance = uuid.uuid4().hex[:12]
+        self.run_id = f"{WORKER_RUN_PREFIX}{self.instance}"
+        self._storage_lock = threading.Lock()
+        self._last_refresh = 0.0
+
+    @property
+    def storage(self) -> Storage:
+        """The storage branch, opened on first use (a failure is retried on the next request)."""
+        if self._storage is None:
+            with self._storage_lock:
+                if self._storage is None:
+                    self._storage = make_storage(self.settings, self.clock)
+                    self._last_refresh = time.monotonic()
+        return self._storage
+
+    def fresh(self) -> Storage:
+        """The storage after a fetch: reads that must see other writers go through here."""
+        storage = self.storage
+        storage.refresh()
+        self._last_refresh = time.monotonic()
+        return storage
+
+    def refresh_at_most(self, every: float) -> Storage:
+        """Fetch if the last fetch is older than ``every`` seconds (shared by all pollers)."""
+        storage = self.storage
+        if time.monotonic() - self._last_refresh >= every:
+            return self.fresh()
+        return storage
+
+    def live(self, session: Session | None) -> bool:
+        """Is ``session`` live now (not ended, not past its deadline, not silent)?"""
+        return session is not None and sessions.is_live(session, self.clock.now(), self.settings.heartbeat_interval)
+
+    def callback_url(self, base_url: str) -> str:
+        """Where a workflow run reports: the public URL if configured, else the one the request came to."""
+        root = self.public_url or base_url.rstrip("/")
+        return root + CALLBACK_PATH

@@ -1,0 +1,1 @@
+"""The worker's services: what the endpoints do, without HTTP, one concern each."""

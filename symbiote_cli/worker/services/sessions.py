@@ -1,0 +1,159 @@
+"""Sessions: start one per user (a local poller, or a workflow run in actions mode), report, resume."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import partial
+from typing import TypeGuard
+
+from symbiote_cli import sessions, state, transactions
+from symbiote_cli.errors import StorageError, SymbioteError
+from symbiote_cli.models import Session
+from symbiote_cli.worker import checks
+from symbiote_cli.worker.context import WORKER_RUN_PREFIX, WorkerContext, WorkerMode
+from symbiote_cli.worker.errors import ApiError
+from symbiote_cli.worker.models import SessionAnswer, SessionStatusAnswer
+from symbiote_cli.worker.services.dispatch import Dispatcher, Workflow
+from symbiote_cli.worker.services.pollers import LocalPollers
+
+log = logging.getLogger("symbiote.worker")
+
+
+class SessionService:
+    """One live session per user; starting, reading and resuming them (one user at a time)."""
+
+    def __init__(self, ctx: WorkerContext, pollers: LocalPollers, dispatcher: Dispatcher) -> None:
+        self.ctx = ctx
+        self.pollers = pollers
+        self.dispatcher = dispatcher
+        self._lock = threading.Lock()
+        self._user_locks: dict[str, threading.Lock] = {}
+
+    def user_lock(self, user: str) -> threading.Lock:
+        with self._lock:
+            return self._user_locks.setdefault(user.lower(), threading.Lock())
+
+    def answer(self, session: Session, *, existing: bool) -> SessionAnswer:
+        """The session as every reader sees it now (a silent one reads as expired)."""
+        current = sessions.effective(session, self.ctx.clock.now(), self.ctx.settings.heartbeat_interval)
+        return SessionAnswer(
+            session_id=current.id,
+            user=current.user,
+            mode=current.mode,
+            status=current.status,
+            existing=existing,
+            live=self.ctx.live(session),
+            session=current,
+        )
+
+    # ------------------------------------------------------------------ POST /start/{userId}
+
+    def start(self, user: str, base_url: str) -> SessionAnswer:
+        """The user's live session, or a new one (local poller, or ``symbiote-main.yml`` dispatched)."""
+        user = checks.login(user)
+        with self.user_lock(user):
+            stored = state.load_session(self.ctx.fresh(), user)
+            handle = self.pollers.get(user)
+            if self.ctx.live(stored):
+                assert stored is not None
+                return self.answer(stored, existing=True)
+            if handle is not None and handle.running:
+                # Our poller's session is over on the branch (expired, ended elsewhere): let it go.
+                handle.stop.set()
+            if stored is not None:
+                # Logins are case-insensitive and stored under the lower-cased name, but sessions
+                # compare ``user`` exactly: keep the spelling already on the branch.
+                user = stored.user
+            try:
+                if self.ctx.mode is WorkerMode.ACTIONS:
+                    return self._start_actions(user, base_url)
+                session, existing = self.pollers.launch(user)
+                return self.answer(session, existing=existing)
+            except ValueError as exc:
+                raise ApiError(409, "conflict", f"the session of {user} changed meanwhile: {exc}") from None
+
+    def _start_actions(self, user: str, base_url: str) -> SessionAnswer:
+        now = self.ctx.clock.now()
+        hb = self.ctx.settings.heartbeat_interval
+        incoming = sessions.new_session(user, WorkerMode.ACTIONS.value, now, deadline_s=None)
+        claim = partial(transactions.claim_session, user=user, incoming=incoming, now=now, heartbeat_interval=hb)
+        applied = transactions.apply(self.ctx.storage, claim, f"session {incoming.id[:12]}: dispatch for {user}")
+        winner = transactions.session_winner(applied.view, user, incoming, now=now, heartbeat_interval=hb)
+        if winner.id != incoming.id:
+            return self.answer(winner, existing=True)
+        inputs = {"user": user, "session_id": incoming.id, "callback_url": self.ctx.callback_url(base_url)}
+        try:
+            self.dispatcher.dispatch(Workflow.MAIN, inputs)
+        except ApiError:
+            self._fail(user, incoming.id)
+            raise
+        log.info("%s: session %s dispatched (%s)", user, incoming.id[:12], Workflow.MAIN.value)
+        return self.answer(incoming, existing=False)
+
+    def _fail(self, user: str, session_id: str) -> None:
+        fail = partial(transactions.fail_session, user=user, session_id=session_id, now=self.ctx.clock.now())
+        try:
+            self.ctx.storage.update(fail, f"session {session_id[:12]}: dispatch failed")
+        except SymbioteError as exc:
+            log.warning("%s: could not mark session %s failed (%s)", user, session_id[:12], exc.message)
+
+    # ------------------------------------------------------------------ GET /session/{userId}/status
+
+    def status(self, user: str) -> SessionStatusAnswer:
+        """The user's session record (expired when silent), its stored status and our poller."""
+        user = checks.login(user)
+        stored = state.load_session(self.ctx.fresh(), user)
+        handle = self.pollers.get(user)
+        if stored is None:
+            raise ApiError(404, "no_session", f"{user} has no session")
+        answer = self.answer(stored, existing=True)
+        return SessionStatusAnswer(
+            session_id=answer.session_id,
+            user=answer.user,
+            mode=answer.mode,
+            status=answer.status,
+            live=answer.live,
+            session=answer.session,
+            stored_status=stored.status,
+            poller=handle.describe() if handle is not None else None,
+        )
+
+    # ------------------------------------------------------------------ restart
+
+    def resume(self) -> list[str]:
+        """Take over every live session a worker started (local mode): a restart resumes polling."""
+        if self.ctx.mode is not WorkerMode.LOCAL:
+            return []
+        storage = self.ctx.fresh()
+        resumed: list[str] = []
+        for user in transactions.stored_users(storage):
+            try:
+                stored = state.load_session(storage, user)
+            except StorageError:
+                continue
+            if not self._resumable(stored):
+                continue
+            with self.user_lock(stored.user):
+                handle = self.pollers.get(stored.user)
+                if handle is not None and handle.running:
+                    continue
+                try:
+                    self.pollers.launch(stored.user)
+                except (SymbioteError, ApiError) as exc:
+                    log.warning("%s: could not resume the session (%s)", stored.user, getattr(exc, "message", exc))
+                    continue
+            resumed.append(stored.user)
+        if resumed:
+            log.info("resumed sessions of %s", ", ".join(resumed))
+        return resumed
+
+    def _resumable(self, stored: Session | None) -> TypeGuard[Session]:
+        """A live local session another worker (or an earlier run of this one) polled in-process."""
+        return (
+            stored is not None
+            and stored.mode == WorkerMode.LOCAL
+            and (stored.run_id or "").startswith(WORKER_RUN_PREFIX)
+            and stored.run_id != self.ctx.run_id
+            and self.ctx.live(stored)
+        )
