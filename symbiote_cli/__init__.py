@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+# The one place the version is written: pyproject.toml reads it (setuptools dynamic metadata), the
+# release workflow refuses a tag that differs (scripts/release_check.py), and CHANGELOG.md's top
+# section must name it (tests/test_release.py).
+__version__ = "1.0.0"
