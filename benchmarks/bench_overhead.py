@@ -51,8 +51,8 @@ def _burst(fake: Any) -> None:
 
 
 def in_loop(cfg: Any) -> dict[str, Any]:
-    import symbiote_cli.poller as poller_module
-    from symbiote_cli import state
+    import symbiote_cli.flows.poll as poller_module
+    from symbiote_cli.storage import layout as state
 
     out: dict[str, Any] = {"events": BURST, "acting": ACTING}
     with Sandbox() as sandbox:
@@ -152,11 +152,11 @@ def in_loop(cfg: Any) -> dict[str, Any]:
 
 def pure(cfg: Any) -> dict[str, Any]:
     """Symbiote's per-event steps on 300 parsed events, no I/O (median of rounds)."""
-    from symbiote_cli import state
-    from symbiote_cli.models import Event, ProcessedEvent
-    from symbiote_cli.routing import RoutingContext, route_event
-    from symbiote_cli.rules import BUILTIN_RULES, RulesPlanner, is_sensitive, summarize
-    from symbiote_cli.storage import dumps
+    from symbiote_cli.storage import layout as state
+    from symbiote_cli.core.models import Event, ProcessedEvent
+    from symbiote_cli.core.routing import RoutingContext, route_event
+    from symbiote_cli.core.rules import BUILTIN_RULES, RulesPlanner, is_sensitive, summarize
+    from symbiote_cli.storage.branch import dumps
 
     clock = SimClock(real=False)
     fake, _token = new_fake(clock)

@@ -43,7 +43,7 @@ def report():
     sys.stderr.write("\\nHEAVY " + json.dumps(loaded) + "\\n")
 atexit.register(report)
 sys.argv = {argv!r}
-from symbiote_cli.cli import main
+from symbiote_cli.cli.app import main
 main()
 """
 
@@ -76,7 +76,7 @@ def _heavy(argv: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
 
 def _top_imports(argv: list[str], cwd: Path, env: dict[str, str], count: int = 5) -> list[tuple[str, float]]:
     """Packages by the import time of their own modules (ms, self time summed), from ``-X importtime``."""
-    code = f"import sys; sys.argv = {argv!r}\nfrom symbiote_cli.cli import main\nmain()"
+    code = f"import sys; sys.argv = {argv!r}\nfrom symbiote_cli.cli.app import main\nmain()"
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )

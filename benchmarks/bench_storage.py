@@ -71,8 +71,8 @@ def _record(event_id: int, at: float, acting: bool) -> dict[str, Any]:
 
 def populate(fork: Path, clock: SimClock, total: int, today: int) -> None:
     """Put ``total`` events on the branch (``today`` of them in today's file, the rest on past days)."""
-    from symbiote_cli import state
-    from symbiote_cli.storage import Storage
+    from symbiote_cli.storage import layout as state
+    from symbiote_cli.storage.branch import Storage
 
     storage = Storage(fork, clock=clock).open()
     files: dict[str, dict[str, Any]] = {}

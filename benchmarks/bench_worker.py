@@ -43,8 +43,9 @@ def _free_port() -> int:
 
 
 def _seed_sessions(fork: Path, users: list[str]) -> dict[str, dict[str, Any]]:
-    from symbiote_cli import sessions, state
-    from symbiote_cli.storage import Storage
+    from symbiote_cli.core import sessions
+    from symbiote_cli.storage import layout as state
+    from symbiote_cli.storage.branch import Storage
 
     now = time.time()
     records = {
@@ -116,7 +117,7 @@ def _get(path: str) -> Callable[[], bytes]:
 
 
 def _callback(session: dict[str, Any], beat: int) -> Callable[[], bytes]:
-    from symbiote_cli import signing
+    from symbiote_cli.core import signing
 
     def build() -> bytes:
         payload = {

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from symbiote_cli.models import ActionRequest, ActionResult, Event, RouteDecision
-    from symbiote_cli.poller import CycleReport, Poller
-    from symbiote_cli.storage import Storage
+    from symbiote_cli.core.models import ActionRequest, ActionResult, Event, RouteDecision
+    from symbiote_cli.flows.poll import CycleReport, Poller
+    from symbiote_cli.storage.branch import Storage
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
@@ -281,9 +281,9 @@ def symbiote_poller(
     fake: Any, token: str, fork: Path, clock: SimClock, *, observer: Any = None, **settings: Any
 ) -> tuple[Poller, Storage]:
     """A started ``Poller`` for ``octo`` wired exactly as ``symbiote poll`` wires it (runner.build_poller)."""
-    from symbiote_cli.runner import PollRequest, build_poller, make_client
+    from symbiote_cli.wiring import PollRequest, build_poller, make_client
     from symbiote_cli.settings import Settings
-    from symbiote_cli.storage import Storage
+    from symbiote_cli.storage.branch import Storage
 
     values: dict[str, Any] = {"gh_pat": token, "api_url": fake.url, "storage_repo": fork, **settings}
     config = Settings.model_validate(values)

@@ -47,7 +47,7 @@ def help_text(args: list[str]) -> str:
     from typer import rich_utils
     from typer.testing import CliRunner
 
-    from symbiote_cli.cli import app
+    from symbiote_cli.cli.app import app
 
     saved = (rich_utils.MAX_WIDTH, rich_utils.FORCE_TERMINAL, rich_utils.COLOR_SYSTEM)
     rich_utils.MAX_WIDTH, rich_utils.FORCE_TERMINAL, rich_utils.COLOR_SYSTEM = WIDTH, False, None
@@ -70,7 +70,7 @@ def command_paths(*, groups: bool = True) -> list[tuple[str, ...]]:
     """Every command's path (``("store", "gc")``); without ``groups``, only runnable commands."""
     import typer
 
-    from symbiote_cli.cli import app
+    from symbiote_cli.cli.app import app
 
     return [
         path

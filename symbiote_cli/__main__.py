@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from symbiote_cli.cli import main
+from symbiote_cli.cli.app import main
 
 main()

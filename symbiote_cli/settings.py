@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from symbiote_cli.errors import ConfigError
+from symbiote_cli.core.errors import ConfigError
 
 DEFAULT_API_URL = "https://api.github.com"
 

@@ -3,7 +3,7 @@
 ``tests/data/github/octokit-fixtures/<scenario>/normalized-fixture.json`` lists recorded requests and
 responses (real bodies and headers; ids, dates and tokens normalised by @octokit/fixtures). This
 module turns selected scenarios into vcrpy cassettes (YAML, ``version: 1``) for the thin client
-layer (``symbiote_cli.ghclient``), so its tests replay what GitHub really sent, with no network
+layer (``symbiote_cli.github.client``), so its tests replay what GitHub really sent, with no network
 (``record_mode="none"``).
 
 The cassettes are generated at test time into a temporary directory (``build_all``); nothing is

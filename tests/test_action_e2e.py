@@ -34,7 +34,7 @@ import pytest
 from fakegithub import FakeGitHub
 from test_workflows import ACTION, MAIN, ROOT, load, step_named, steps_of, strings
 
-from symbiote_cli import gha
+from symbiote_cli.cli import gha
 
 CLI = [sys.executable, "-m", "symbiote_cli"]
 BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail"]

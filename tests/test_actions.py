@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from symbiote_cli.actions import Executor, describe
-from symbiote_cli.clock import FakeClock
-from symbiote_cli.errors import AuthError, GitHubError, RateLimitedError
-from symbiote_cli.models import ActionKind, ActionRequest, ActionStatus, AuthMode
+from symbiote_cli.core.clock import FakeClock
+from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError
+from symbiote_cli.core.models import ActionKind, ActionRequest, ActionStatus, AuthMode
+from symbiote_cli.flows.execute import Executor, describe
 
 
 class FakeClient:

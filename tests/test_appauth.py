@@ -22,13 +22,13 @@ import jwt
 import pytest
 from fakegithub import FakeGitHub
 
-from symbiote_cli.actions import Executor
-from symbiote_cli.appauth import AppCredentials, load_private_key
-from symbiote_cli.clock import FakeClock
-from symbiote_cli.errors import AuthError, ConfigError
-from symbiote_cli.ghclient import GitHubClient
-from symbiote_cli.models import ActionKind, ActionRequest, AuthMode, Event
-from symbiote_cli.registry import CONFIG_PATH, KernelRegistry
+from symbiote_cli.core.clock import FakeClock
+from symbiote_cli.core.errors import AuthError, ConfigError
+from symbiote_cli.core.models import ActionKind, ActionRequest, AuthMode, Event
+from symbiote_cli.flows.execute import Executor
+from symbiote_cli.github.appauth import AppCredentials, load_private_key
+from symbiote_cli.github.client import GitHubClient
+from symbiote_cli.github.registry import CONFIG_PATH, KernelRegistry
 
 APP_ID = 424242
 SLUG = "symbiote-app"

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from symbiote_cli.durations import format_duration, parse_duration
-from symbiote_cli.errors import UsageError
+from symbiote_cli.core.durations import format_duration, parse_duration
+from symbiote_cli.core.errors import UsageError
 
 
 @pytest.mark.parametrize(

@@ -132,7 +132,7 @@ def test_private_repo_data_absent_from_branch(cli: Runner, bare_origin: Path) ->
 
 
 def test_sealed_private_records_readable_only_with_the_key(cli: Runner) -> None:
-    from symbiote_cli.privacy import generate_key
+    from symbiote_cli.core.privacy import generate_key
 
     key = generate_key()
     fake = cli.fake

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from symbiote_cli.models import ActionKind, AuthMode, Event, Route
-from symbiote_cli.rules import RulesPlanner
-from symbiote_cli.rulesfile import explain_events, load_rules_file
+from symbiote_cli.core.models import ActionKind, AuthMode, Event, Route
+from symbiote_cli.core.rules import RulesPlanner
+from symbiote_cli.core.rulesfile import explain_events, load_rules_file
 from symbiote_cli.settings import Settings
 
 try:

@@ -22,8 +22,8 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from symbiote_cli.clock import FakeClock
-from symbiote_cli.models import Event
+from symbiote_cli.core.clock import FakeClock
+from symbiote_cli.core.models import Event
 
 try:
     from . import openapi

@@ -1,4 +1,4 @@
-"""Unit tests of symbiote_cli.gha: workflow commands, outputs file, job summary."""
+"""Unit tests of symbiote_cli.cli.gha: workflow commands, outputs file, job summary."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from symbiote_cli import gha
-from symbiote_cli.errors import AuthError, SupersededError
-from symbiote_cli.gha import RunSummary
+from symbiote_cli.cli import gha
+from symbiote_cli.cli.gha import RunSummary
+from symbiote_cli.core.errors import AuthError, SupersededError
 
 HOSTILE = "pwn | `x` <img src=x onerror=alert(1)> [link](https://evil.example) @octocat\n::warning::owned\r\n| a | b |"
 

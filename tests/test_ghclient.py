@@ -18,8 +18,8 @@ import vcr
 from cassettes import API, COMMENTS_PATH, EVENTS_ETAG, ORG, RATE_RESET, build_all, scenario
 from vcr.errors import CannotOverwriteExistingCassetteException
 
-from symbiote_cli.errors import AuthError, GitHubError, RateLimitedError
-from symbiote_cli.ghclient import GitHubClient
+from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError
+from symbiote_cli.github.client import GitHubClient
 
 TOKEN = "ghp_vcrcanary" + "7" * 27
 

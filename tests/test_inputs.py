@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from symbiote_cli.errors import InputError, SignatureError
-from symbiote_cli.inputs import InputsForm, inputs_form, parse_events, parse_request
+from symbiote_cli.core.errors import InputError, SignatureError
+from symbiote_cli.core.inputs import InputsForm, inputs_form, parse_events, parse_request
 
 EVENT = {
     "id": "40000000001",
@@ -114,7 +114,7 @@ def test_inputs_form_is_told_by_which_inputs_are_set() -> None:
 def test_kernel_inputs_without_a_signature_say_the_signature_is_missing(
     inputs: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from symbiote_cli.acting import act_from_inputs
+    from symbiote_cli.flows.act import act_from_inputs
     from symbiote_cli.settings import Settings
 
     monkeypatch.chdir(tmp_path)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from symbiote_cli import kernel
-from symbiote_cli.errors import ConfigError, InputError, SignatureError, SymbioteError
+from symbiote_cli.core import kernel
+from symbiote_cli.core.errors import ConfigError, InputError, SignatureError, SymbioteError
 
 try:
     from .openapi import data_dir

@@ -25,7 +25,7 @@ import pytest
 from fakegithub import FakeGitHub
 from openapi import data_dir
 
-from symbiote_cli import kernel
+from symbiote_cli.core import kernel
 
 VECTOR_PATH = data_dir() / "ubiquity-os" / "kernel-signature-vector.json"
 VECTOR: dict[str, Any] = json.loads(VECTOR_PATH.read_text(encoding="utf-8"))

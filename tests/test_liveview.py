@@ -7,9 +7,9 @@ from typing import Any
 
 from rich.console import Console
 
-from symbiote_cli.ghclient import GitHubClient
-from symbiote_cli.liveview import LiveObserver, ProgressBar, close_observer, make_observer, progress, track
-from symbiote_cli.models import (
+from symbiote_cli.cli.liveview import LiveObserver, ProgressBar, close_observer, make_observer, progress, track
+from symbiote_cli.cli.output import LineObserver
+from symbiote_cli.core.models import (
     ActionKind,
     ActionRequest,
     ActionResult,
@@ -18,8 +18,8 @@ from symbiote_cli.models import (
     Route,
     RouteDecision,
 )
-from symbiote_cli.output import LineObserver
-from symbiote_cli.poller import CycleReport
+from symbiote_cli.flows.poll import CycleReport
+from symbiote_cli.github.client import GitHubClient
 
 NOW = 1_767_225_600.0
 

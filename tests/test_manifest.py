@@ -20,7 +20,7 @@ from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
 from symbiote_cli import __version__
-from symbiote_cli.kernel import LISTENERS, MANIFEST_SHORT_NAME, plugin_manifest
+from symbiote_cli.core.kernel import LISTENERS, MANIFEST_SHORT_NAME, plugin_manifest
 from symbiote_cli.settings import Settings
 from symbiote_cli.worker import create_app
 
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = data_dir() / "ubiquity-os" / "manifest-schema.json"
 ROOT_MANIFEST = ROOT / "manifest.json"
 REGENERATE = (
-    'python -c "import json; from symbiote_cli.kernel import plugin_manifest; '
+    'python -c "import json; from symbiote_cli.core.kernel import plugin_manifest; '
     "open('manifest.json', 'w').write(json.dumps(plugin_manifest(), indent=2, ensure_ascii=False) + '\\n')\""
 )
 # plugin-sdk ``parsePluginIdentifier``: ``owner/repo[:workflowId][@ref]``, the form of a plugin's key.

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from symbiote_cli.output import REDACT, Redactor, setup_logging
+from symbiote_cli.cli.output import REDACT, Redactor, setup_logging
 
 
 def test_redactor_masks_longest_first() -> None:
@@ -45,9 +45,9 @@ def test_library_chatter_is_quiet_unless_debug(capsys: pytest.CaptureFixture[str
 def test_actions_observer_groups_cycles_and_annotates(capsys: pytest.CaptureFixture[str]) -> None:
     import io
 
-    from symbiote_cli.models import ActionRequest, ActionResult, Event, RouteDecision
-    from symbiote_cli.output import ActionsObserver
-    from symbiote_cli.poller import CycleReport
+    from symbiote_cli.cli.output import ActionsObserver
+    from symbiote_cli.core.models import ActionRequest, ActionResult, Event, RouteDecision
+    from symbiote_cli.flows.poll import CycleReport
 
     stream = io.StringIO()
     observer = ActionsObserver(stream=stream)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from symbiote_cli.clock import FakeClock
-from symbiote_cli.pacing import WriteBudget
+from symbiote_cli.core.clock import FakeClock
+from symbiote_cli.core.pacing import WriteBudget
 
 
 def test_minute_window() -> None:

@@ -11,14 +11,14 @@ import pytest
 from fakegithub import FakeGitHub
 from test_reliability_support import Recorder
 
-from symbiote_cli import state
-from symbiote_cli.clock import FakeClock
-from symbiote_cli.errors import AuthError, SupersededError
-from symbiote_cli.models import Route
-from symbiote_cli.poller import Poller
-from symbiote_cli.runner import PollRequest, build_poller
+from symbiote_cli.core.clock import FakeClock
+from symbiote_cli.core.errors import AuthError, SupersededError
+from symbiote_cli.core.models import Route
+from symbiote_cli.flows.poll import Poller
 from symbiote_cli.settings import Settings
-from symbiote_cli.storage import Storage
+from symbiote_cli.storage import layout as state
+from symbiote_cli.storage.branch import Storage
+from symbiote_cli.wiring import PollRequest, build_poller
 
 
 def settings_for(fake: FakeGitHub, fork: Path, **extra: Any) -> Settings:
@@ -42,7 +42,7 @@ def make_poller(
     req: PollRequest | None = None,
     **extra: Any,
 ) -> tuple[Poller, Recorder, FakeClock]:
-    from symbiote_cli.runner import make_client
+    from symbiote_cli.wiring import make_client
 
     clock = clock or FakeClock()
     settings = settings_for(fake, fork, **extra)

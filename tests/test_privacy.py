@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from symbiote_cli.errors import ConfigError, StorageError
-from symbiote_cli.models import ActionKind, ActionResult, ActionStatus, ProcessedEvent, Route
-from symbiote_cli.privacy import Sealer, generate_key, is_repo_key, protect_record, repo_key, reveal_record
+from symbiote_cli.core.errors import ConfigError, StorageError
+from symbiote_cli.core.models import ActionKind, ActionResult, ActionStatus, ProcessedEvent, Route
+from symbiote_cli.core.privacy import Sealer, generate_key, is_repo_key, protect_record, repo_key, reveal_record
 from symbiote_cli.settings import Settings
-from symbiote_cli.storage import Storage, StorageView
+from symbiote_cli.storage.branch import Storage, StorageView
 
 SECRET_REPO = "Acme-Corp/secret-plans"
 SECRET_TITLE = "Quarterly layoffs list"

@@ -35,8 +35,8 @@ from test_reliability_support import (
     verify,
 )
 
-from symbiote_cli import state
-from symbiote_cli.errors import AuthError
+from symbiote_cli.core.errors import AuthError
+from symbiote_cli.storage import layout as state
 
 FEED = r"^/users/octo/events$"
 POST = r"^/repos/octo/hello/issues/\d+/comments$"

@@ -34,9 +34,9 @@ from test_reliability_support import (
     verify,
 )
 
-from symbiote_cli.errors import GitHubError, SymbioteError
-from symbiote_cli.ghclient import GitHubClient
-from symbiote_cli.privacy import Sealer, generate_key
+from symbiote_cli.core.errors import GitHubError, SymbioteError
+from symbiote_cli.core.privacy import Sealer, generate_key
+from symbiote_cli.github.client import GitHubClient
 
 CLI = [sys.executable, "-m", "symbiote_cli"]
 QUICK = {"SYMBIOTE_SECONDS_BETWEEN_WRITES": "0", "SYMBIOTE_SECONDS_BETWEEN_REQUESTS": "0", "SYMBIOTE_HTTP_RETRIES": "1"}

@@ -36,10 +36,10 @@ from typing import Any
 import pytest
 from fakegithub import FakeGitHub, _Handler
 
-from symbiote_cli.poller import CycleReport, Poller
-from symbiote_cli.runner import PollRequest, build_poller, make_client
+from symbiote_cli.flows.poll import CycleReport, Poller
 from symbiote_cli.settings import Settings
-from symbiote_cli.storage import Storage
+from symbiote_cli.storage.branch import Storage
+from symbiote_cli.wiring import PollRequest, build_poller, make_client
 
 USER = "octo"
 BRANCH = "__STORAGE__"

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from fakegithub import FakeGitHub
 
-from symbiote_cli import state
-from symbiote_cli.models import RegistryEntry
-from symbiote_cli.privacy import repo_key
-from symbiote_cli.storage import Storage
+from symbiote_cli.core.models import RegistryEntry
+from symbiote_cli.core.privacy import repo_key
+from symbiote_cli.storage import layout as state
+from symbiote_cli.storage.branch import Storage
 
 CLI = [sys.executable, "-m", "symbiote_cli"]
 CONFIG = {".github/.ubiquity-os.config.yml": "plugins: []\n"}

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from symbiote_cli.models import Event, RegistryEntry, Route
-from symbiote_cli.privacy import repo_key
-from symbiote_cli.routing import RoutingContext, handler_names, registry_key, route_event
-from symbiote_cli.rules import DefaultRules, is_sensitive, summarize
+from symbiote_cli.core.models import Event, RegistryEntry, Route
+from symbiote_cli.core.privacy import repo_key
+from symbiote_cli.core.routing import RoutingContext, handler_names, registry_key, route_event
+from symbiote_cli.core.rules import DefaultRules, is_sensitive, summarize
 
 
 def make_event(
@@ -165,8 +165,8 @@ def test_unknown_kernel_status_is_said_not_hidden_behind_the_fallback_route() ->
 
 
 def _registry(entries: dict[str, RegistryEntry] | None = None, **kwargs: Any) -> Any:
-    from symbiote_cli.clock import FakeClock
-    from symbiote_cli.registry import KernelRegistry
+    from symbiote_cli.core.clock import FakeClock
+    from symbiote_cli.github.registry import KernelRegistry
 
     return KernelRegistry(None, FakeClock(start=10_000.0), entries=entries, ttl=100.0, **kwargs)
 
@@ -192,8 +192,8 @@ def test_a_registry_without_a_client_only_reads_its_cache() -> None:
 
 
 def test_registry_changes_merge_keeping_the_newer_lookup() -> None:
-    from symbiote_cli import state
-    from symbiote_cli.registry import merged
+    from symbiote_cli.github.registry import merged
+    from symbiote_cli.storage import layout as state
 
     class View:
         def __init__(self, data: Any) -> None:

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from symbiote_cli.errors import ConfigError
-from symbiote_cli.models import MARKER_PREFIX, ActionKind, ActionRequest, AuthMode, Event, Route
-from symbiote_cli.routing import RoutingContext, route_event
-from symbiote_cli.rules import (
+from symbiote_cli.core.errors import ConfigError
+from symbiote_cli.core.models import MARKER_PREFIX, ActionKind, ActionRequest, AuthMode, Event, Route
+from symbiote_cli.core.routing import RoutingContext, route_event
+from symbiote_cli.core.rules import (
     BUILTIN_RULES,
     KINDS,
     MAX_INPUT,
@@ -32,7 +32,7 @@ from symbiote_cli.rules import (
     is_sensitive,
     summarize,
 )
-from symbiote_cli.rulesfile import (
+from symbiote_cli.core.rulesfile import (
     RulesFileError,
     explain_events,
     fork_repo,

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from symbiote_cli.errors import SymbioteError
-from symbiote_cli.models import Session, SessionStatus
-from symbiote_cli.sessions import (
+from symbiote_cli.core.errors import SymbioteError
+from symbiote_cli.core.models import Session, SessionStatus
+from symbiote_cli.core.sessions import (
     DAY_S,
     START_GRACE_S,
     SUPERSEDED,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import AliasChoices
 
-from symbiote_cli.errors import ConfigError, ExitCode
+from symbiote_cli.core.errors import ConfigError, ExitCode
 from symbiote_cli.settings import LogLevel, Settings, load_settings
 
 TOKEN = "ghp_canary_settings_0123456789"
@@ -68,7 +68,7 @@ def test_github_token_fallback_is_named(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_github_token_fallback_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    from symbiote_cli.runner import make_client
+    from symbiote_cli.wiring import make_client
 
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     with caplog.at_level("WARNING"):

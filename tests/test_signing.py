@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from symbiote_cli.errors import ConfigError, SignatureError
-from symbiote_cli.signing import (
+from symbiote_cli.core.errors import ConfigError, SignatureError
+from symbiote_cli.core.signing import (
     BAD_SIGNATURE,
     BAD_TIMESTAMP,
     MISSING_SIGNATURE,

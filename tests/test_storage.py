@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from symbiote_cli import storage as storage_mod
-from symbiote_cli.clock import FakeClock
-from symbiote_cli.errors import SchemaVersionError, StorageConflictError, StorageError
-from symbiote_cli.storage import Storage, StorageView
+from symbiote_cli.core.clock import FakeClock
+from symbiote_cli.core.errors import SchemaVersionError, StorageConflictError, StorageError
+from symbiote_cli.storage import branch as storage_mod
+from symbiote_cli.storage.branch import Storage, StorageView
 
 BRANCH = "__STORAGE__"
 REF = f"refs/heads/{BRANCH}"

@@ -28,12 +28,13 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from pydantic import SecretStr
 
-from symbiote_cli import sessions, signing, state
-from symbiote_cli.kernel import sign_inputs
-from symbiote_cli.models import ActionRequest, Session
-from symbiote_cli.privacy import generate_key, repo_key
+from symbiote_cli.core import sessions, signing
+from symbiote_cli.core.kernel import sign_inputs
+from symbiote_cli.core.models import ActionRequest, Session
+from symbiote_cli.core.privacy import generate_key, repo_key
 from symbiote_cli.settings import Settings
-from symbiote_cli.storage import Storage
+from symbiote_cli.storage import layout as state
+from symbiote_cli.storage.branch import Storage
 from symbiote_cli.worker import Worker, create_app
 
 try:
@@ -732,7 +733,7 @@ def test_kernel_form_is_verified_and_acted_on_once(world: World, vector: dict[st
 
 
 def test_kernel_form_with_attestation_token(world: World, vector: dict[str, Any]) -> None:
-    from symbiote_cli.clock import SystemClock
+    from symbiote_cli.core.clock import SystemClock
 
     class InsideTheTokensHour(SystemClock):
         def now(self) -> float:
@@ -963,8 +964,8 @@ def test_storage_events_paging_and_privacy(world: World) -> None:
         assert response.status_code == 422, bad
         assert response.json()["error"] == "invalid_request"
     # a private record stays redacted without the key, is readable with it
-    from symbiote_cli.models import ProcessedEvent, Route
-    from symbiote_cli.privacy import Sealer
+    from symbiote_cli.core.models import ProcessedEvent, Route
+    from symbiote_cli.core.privacy import Sealer
 
     key = generate_key()
     record = ProcessedEvent(

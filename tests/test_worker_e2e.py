@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from symbiote_cli import signing
+from symbiote_cli.core import signing
 
 try:
     from .conftest import git, git_env

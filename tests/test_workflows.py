@@ -258,7 +258,7 @@ def test_auth_act_step(auth: dict[str, Any]) -> None:
     # The kernel's tokens are masked before anything else runs, and the inputs never pass through
     # `env:` (whose values the runner prints in the log).
     first = script.split("\n")[1]
-    assert first == "python -m symbiote_cli.gha mask-inputs authToken ubiquityKernelToken"
+    assert first == "python -m symbiote_cli.cli.gha mask-inputs authToken ubiquityKernelToken"
     assert "SYMBIOTE_INPUTS" not in act["env"]
     assert all("github.event.inputs" not in value for _, value in strings(act["env"]))
     assert act["env"]["GH_PAT"] == "${{ secrets.GH_PAT }}"

@@ -24,7 +24,7 @@ in a response or a log line (messages are our own words, and pass through ``outp
 Layout: ``app`` composes one router per concern (``routers/``: health, sessions, state, kernel,
 storage) over the ``Worker`` (``facade``), which composes the services (``services/``) around one
 ``WorkerContext``; the answers are typed in ``models``; every write to the branch is a pure
-function in ``symbiote_cli.transactions``.
+function in ``symbiote_cli.storage.transactions``.
 
 FastAPI and uvicorn are imported by this package only, which the CLI imports only for ``serve``.
 """

@@ -16,8 +16,9 @@ from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from symbiote_cli import __version__, signing
-from symbiote_cli.errors import SymbioteError
+from symbiote_cli import __version__
+from symbiote_cli.core import signing
+from symbiote_cli.core.errors import SymbioteError
 from symbiote_cli.worker.context import ClientFactory
 from symbiote_cli.worker.errors import ApiError, as_api_error, error_response
 from symbiote_cli.worker.facade import Worker
@@ -26,9 +27,9 @@ from symbiote_cli.worker.routers import ROUTERS
 from symbiote_cli.worker.services.maintenance import DEFAULT_GC_INTERVAL
 
 if TYPE_CHECKING:
-    from symbiote_cli.clock import Clock
+    from symbiote_cli.core.clock import Clock
     from symbiote_cli.settings import Settings
-    from symbiote_cli.storage import Storage
+    from symbiote_cli.storage.branch import Storage
 
 log = logging.getLogger("symbiote.worker")
 

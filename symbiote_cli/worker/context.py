@@ -9,17 +9,17 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from symbiote_cli import sessions
-from symbiote_cli.clock import Clock, SystemClock
-from symbiote_cli.errors import ConfigError
-from symbiote_cli.models import Session, valid_repo
-from symbiote_cli.runner import make_client, make_sealer, make_storage
+from symbiote_cli.core import sessions
+from symbiote_cli.core.clock import Clock, SystemClock
+from symbiote_cli.core.errors import ConfigError
+from symbiote_cli.core.models import Session, valid_repo
+from symbiote_cli.wiring import make_client, make_sealer, make_storage
 
 if TYPE_CHECKING:
-    from symbiote_cli.ghclient import GitHubClient
-    from symbiote_cli.privacy import Sealer
+    from symbiote_cli.core.privacy import Sealer
+    from symbiote_cli.github.client import GitHubClient
     from symbiote_cli.settings import Settings
-    from symbiote_cli.storage import Storage
+    from symbiote_cli.storage.branch import Storage
 
 WORKER_RUN_PREFIX = "worker-"
 """Sessions a worker polls in-process carry ``run_id = "worker-<instance>"``."""

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 
 from fastapi.responses import JSONResponse
 
-from symbiote_cli import sessions, signing
-from symbiote_cli.errors import (
+from symbiote_cli.cli.output import REDACT
+from symbiote_cli.core import sessions, signing
+from symbiote_cli.core.errors import (
     AuthError,
     ConfigError,
     GitHubError,
@@ -19,7 +20,6 @@ from symbiote_cli.errors import (
     StorageError,
     SymbioteError,
 )
-from symbiote_cli.output import REDACT
 
 
 class ApiError(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from symbiote_cli import signing
+from symbiote_cli.core import signing
 from symbiote_cli.worker.context import ClientFactory, WorkerContext, WorkerMode
 from symbiote_cli.worker.services.auth import Auth
 from symbiote_cli.worker.services.callbacks import CallbackService
@@ -19,9 +19,9 @@ from symbiote_cli.worker.services.sessions import SessionService
 from symbiote_cli.worker.services.state import StateService
 
 if TYPE_CHECKING:
-    from symbiote_cli.clock import Clock
+    from symbiote_cli.core.clock import Clock
     from symbiote_cli.settings import Settings
-    from symbiote_cli.storage import Storage
+    from symbiote_cli.storage.branch import Storage
 
 
 class Worker:

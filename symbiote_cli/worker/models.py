@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.json_schema import SkipJsonSchema
 
-from symbiote_cli.models import (
+from symbiote_cli.core.models import (
     ActionKind,
     ActionRequest,
     ActionStatus,

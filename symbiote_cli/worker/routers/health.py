@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from symbiote_cli.kernel import plugin_manifest
+from symbiote_cli.core.kernel import plugin_manifest
 from symbiote_cli.worker.models import HealthAnswer, HealthStatus, Manifest
 from symbiote_cli.worker.routers.common import WorkerDep
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from symbiote_cli import signing
+from symbiote_cli.core import signing
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.errors import ApiError
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from symbiote_cli import transactions
-from symbiote_cli.models import SessionStatus
+from symbiote_cli.core.models import SessionStatus
+from symbiote_cli.storage import transactions
 from symbiote_cli.worker import checks
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.errors import ApiError

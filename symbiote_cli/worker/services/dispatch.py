@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from symbiote_cli.errors import SymbioteError
+from symbiote_cli.core.errors import SymbioteError
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.errors import ApiError, as_api_error
 
 if TYPE_CHECKING:
-    from symbiote_cli.ghclient import GitHubClient
+    from symbiote_cli.github.client import GitHubClient
 
 
 class Workflow(StrEnum):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from symbiote_cli import state
+from symbiote_cli.storage import layout as state
 from symbiote_cli.worker import checks
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.models import EventsAnswer

@@ -6,8 +6,10 @@ import logging
 import threading
 import time
 
-from symbiote_cli import __version__, state, transactions
-from symbiote_cli.errors import StorageError, SymbioteError
+from symbiote_cli import __version__
+from symbiote_cli.core.errors import StorageError, SymbioteError
+from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import transactions
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.models import HealthAnswer, HealthStatus, SessionCounts, StorageHealth
 from symbiote_cli.worker.services.pollers import LocalPollers

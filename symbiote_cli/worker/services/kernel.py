@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from symbiote_cli.errors import InputError, SignatureError
-from symbiote_cli.kernel import parse_and_verify
-from symbiote_cli.kernel_bridge import act_on_kernel_inputs, kernel_output
+from symbiote_cli.core.errors import InputError, SignatureError
+from symbiote_cli.core.kernel import parse_and_verify
+from symbiote_cli.flows.kernel_requests import act_on_kernel_inputs, kernel_output
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.errors import ApiError
 from symbiote_cli.worker.models import KernelAnswer, KernelOutput

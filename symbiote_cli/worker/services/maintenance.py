@@ -7,8 +7,8 @@ import threading
 import time
 from functools import partial
 
-from symbiote_cli import transactions
-from symbiote_cli.errors import SymbioteError
+from symbiote_cli.core.errors import SymbioteError
+from symbiote_cli.storage import transactions
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.services.pollers import LocalPollers
 from symbiote_cli.worker.services.sessions import SessionService

@@ -10,18 +10,19 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from symbiote_cli import sessions, state
-from symbiote_cli.errors import SupersededError, SymbioteError
-from symbiote_cli.output import REDACT
-from symbiote_cli.privacy import repo_key
-from symbiote_cli.runner import PollRequest, build_poller
+from symbiote_cli.cli.output import REDACT
+from symbiote_cli.core import sessions
+from symbiote_cli.core.errors import SupersededError, SymbioteError
+from symbiote_cli.core.privacy import repo_key
+from symbiote_cli.storage import layout as state
+from symbiote_cli.wiring import PollRequest, build_poller
 from symbiote_cli.worker.context import WorkerContext, WorkerMode
 from symbiote_cli.worker.errors import ApiError
 from symbiote_cli.worker.models import PollerInfo
 
 if TYPE_CHECKING:
-    from symbiote_cli.models import ActionRequest, ActionResult, Event, RouteDecision, Session
-    from symbiote_cli.poller import CycleReport, Poller
+    from symbiote_cli.core.models import ActionRequest, ActionResult, Event, RouteDecision, Session
+    from symbiote_cli.flows.poll import CycleReport, Poller
 
 log = logging.getLogger("symbiote.worker")
 

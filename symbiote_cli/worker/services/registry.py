@@ -6,11 +6,12 @@ from functools import partial
 
 from pydantic import ValidationError
 
-from symbiote_cli import state, transactions
-from symbiote_cli.models import Event, RegistryEntry
-from symbiote_cli.privacy import is_repo_key
-from symbiote_cli.registry import KernelRegistry
-from symbiote_cli.runner import make_app
+from symbiote_cli.core.models import Event, RegistryEntry
+from symbiote_cli.core.privacy import is_repo_key
+from symbiote_cli.github.registry import KernelRegistry
+from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import transactions
+from symbiote_cli.wiring import make_app
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.models import RegistryAnswer
 

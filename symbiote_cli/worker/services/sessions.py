@@ -7,9 +7,11 @@ import threading
 from functools import partial
 from typing import TypeGuard
 
-from symbiote_cli import sessions, state, transactions
-from symbiote_cli.errors import StorageError, SymbioteError
-from symbiote_cli.models import Session
+from symbiote_cli.core import sessions
+from symbiote_cli.core.errors import StorageError, SymbioteError
+from symbiote_cli.core.models import Session
+from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import transactions
 from symbiote_cli.worker import checks
 from symbiote_cli.worker.context import WORKER_RUN_PREFIX, WorkerContext, WorkerMode
 from symbiote_cli.worker.errors import ApiError

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from symbiote_cli import state, transactions
-from symbiote_cli.acting import act_once
-from symbiote_cli.errors import StorageError, SymbioteError
-from symbiote_cli.inbox import inbox_record
-from symbiote_cli.models import ActionRequest, ActionStatus
-from symbiote_cli.output import REDACT
+from symbiote_cli.cli.output import REDACT
+from symbiote_cli.core.errors import StorageError, SymbioteError
+from symbiote_cli.core.models import ActionRequest, ActionStatus
+from symbiote_cli.flows.act import act_once
+from symbiote_cli.flows.inbox import inbox_record
+from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import transactions
 from symbiote_cli.worker import checks
 from symbiote_cli.worker.context import WorkerContext, WorkerMode
 from symbiote_cli.worker.errors import ApiError
@@ -24,7 +25,7 @@ from symbiote_cli.worker.models import StateAnswer, StateRequest, StateStatus
 from symbiote_cli.worker.services.dispatch import Dispatcher, Workflow
 
 if TYPE_CHECKING:
-    from symbiote_cli.privacy import Sealer
+    from symbiote_cli.core.privacy import Sealer
 
 log = logging.getLogger("symbiote.worker")
 

@@ -1,0 +1,238 @@
+"""Everything Symbiote prints: one red error line, log lines, JSON lines.
+
+Secrets are masked in every line that leaves the process (``Redactor``), as a
+second line of defence: messages are built from our own words and never from
+tokens in the first place. Private repos are named only where the reader is
+the user (their terminal), never in a public Actions log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TextIO
+
+from symbiote_cli.core.models import ActionRequest, ActionResult, ActionStatus, Event, RouteDecision
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from symbiote_cli.flows.poll import CycleReport
+
+MASK = "***"
+_NOISY = ("github", "urllib3", "git")
+
+
+class Redactor:
+    """Replaces every configured secret with ``***``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 4 and secret not in self.secrets:
+            self.secrets = sorted([*self.secrets, secret], key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+
+REDACT = Redactor()
+
+
+class _RedactingFilter(logging.Filter):
+    def __init__(self, quiet_libraries: bool) -> None:
+        super().__init__()
+        self.quiet = quiet_libraries
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # PyGithub sets its own logger to INFO when imported; its retry chatter is
+        # only wanted with --debug.
+        if self.quiet and record.levelno < logging.ERROR and record.name.startswith(_NOISY):
+            return False
+        message = record.getMessage()
+        record.msg = REDACT(message)
+        record.args = None
+        if record.exc_info:
+            # Tracebacks are formatted later by the handler: format and mask them now.
+            record.exc_text = REDACT(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr, secrets masked; DEBUG shows tracebacks and PyGithub's chatter."""
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    handler = logging.StreamHandler(sys.stderr)
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    handler.addFilter(_RedactingFilter(quiet_libraries=numeric > logging.DEBUG))
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
+    logging.getLogger("symbiote").setLevel(numeric)
+
+
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    """The one red line every failure ends with."""
+    from rich.markup import escape
+
+    err_console().print(f"[bold red]error:[/] {escape(REDACT(message))}")
+
+
+def warn_line(message: str) -> None:
+    from rich.markup import escape
+
+    err_console().print(f"[yellow]warning:[/] {escape(REDACT(message))}")
+
+
+def emit(line: str, stream: TextIO | None = None) -> None:
+    """Print one line of command output (stdout), secrets masked."""
+    target = stream or sys.stdout
+    target.write(REDACT(line) + "\n")
+    target.flush()
+
+
+def emit_json(obj: Any, stream: TextIO | None = None) -> None:
+    emit(json.dumps(obj, sort_keys=True, ensure_ascii=False), stream)
+
+
+def _safe(text: str, limit: int = 120) -> str:
+    """Untrusted text for a log line: one line, no control characters, bounded."""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
+    return cleaned[:limit]
+
+
+class LineObserver:
+    """One plain line per event and per action (non-terminal output)."""
+
+    def __init__(self, *, reveal_private: bool = True, as_json: bool = False, stream: TextIO | None = None) -> None:
+        self.reveal_private = reveal_private
+        self.as_json = as_json
+        self.stream = stream
+
+    def _repo(self, repo: str, private: bool) -> str:
+        if private and not self.reveal_private:
+            from symbiote_cli.core.privacy import repo_key
+
+            return repo_key(repo)
+        return repo
+
+    def cycle_started(self, number: int) -> None:
+        return None
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        if self.as_json:
+            emit_json(
+                {
+                    "kind": "cycle",
+                    "cycle": report.number,
+                    "status": report.status,
+                    "new": report.new,
+                    "handled": report.handled,
+                    "deferred": report.deferred,
+                    "commit": report.commit,
+                },
+                self.stream,
+            )
+
+    def decided(self, event: Event, decision: RouteDecision) -> None:
+        repo = self._repo(event.repo_name, event.private)
+        reason = decision.reason if (self.reveal_private or not event.private) else "(private repo)"
+        if self.as_json:
+            record = {"kind": "event", **decision.model_dump(mode="json"), "repo": repo, "reason": reason}
+            emit_json(record, self.stream)
+        else:
+            emit(f"event {event.id} {event.type} {repo} -> {decision.route.value}: {_safe(reason)}", self.stream)
+
+    def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None:
+        repo = self._repo(request.repo, request.private)
+        hidden = request.private and not self.reveal_private
+        url = None if hidden else result.url
+        detail = "(private repo)" if hidden else _safe(result.detail)
+        if self.as_json:
+            emit_json(
+                {
+                    "kind": "action",
+                    "event_id": event.id if event else None,
+                    "action": request.kind.value,
+                    "repo": repo,
+                    "status": result.status.value,
+                    "detail": detail,
+                    "url": url,
+                },
+                self.stream,
+            )
+            return
+        where = f"{repo}#{request.issue_number}" if request.issue_number else repo
+        tail = f" {url}" if url else ""
+        emit(f"action {request.kind.value} {where}: {result.status.value} ({detail}){tail}", self.stream)
+
+    def warn(self, message: str) -> None:
+        if self.as_json:
+            emit_json({"kind": "warning", "message": message}, self.stream)
+        else:
+            warn_line(message)
+
+
+
+class ActionsObserver(LineObserver):
+    """Inside GitHub Actions: one ``::group::`` per cycle that found events, annotations for
+    gaps, failed actions and rate-limit waits, private repos named only by their hash, and
+    untrusted text neutralised so it can never act as a workflow command."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(reveal_private=False, as_json=False, stream=stream)
+        self._lines: list[str] = []
+
+    def cycle_started(self, number: int) -> None:
+        self._lines = []
+
+    def decided(self, event: Event, decision: RouteDecision) -> None:
+        repo = self._repo(event.repo_name, event.private)
+        reason = "(private repo)" if event.private else _safe(decision.reason)
+        self._lines.append(f"event {event.id} {event.type} {repo} -> {decision.route.value}: {reason}")
+
+    def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None:
+        from symbiote_cli.cli import gha
+
+        repo = self._repo(request.repo, request.private)
+        where = f"{repo}#{request.issue_number}" if request.issue_number else repo
+        detail = "(private repo)" if request.private else _safe(result.detail)
+        url = "" if request.private or not result.url else f" {result.url}"
+        self._lines.append(f"action {request.kind.value} {where}: {result.status.value} ({detail}){url}")
+        if result.status is ActionStatus.FAILED:
+            message = REDACT(f"{request.kind.value} on {where} failed: {detail}")
+            gha.warning(message, title="Action failed", stream=self.stream)
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        from symbiote_cli.cli import gha
+
+        if report.new:
+            with gha.group(f"Cycle {report.number}: {report.new} new events", stream=self.stream):
+                for line in self._lines:
+                    gha.log(REDACT(line), stream=self.stream)
+        else:
+            for line in self._lines:
+                gha.log(REDACT(line), stream=self.stream)
+        self._lines = []
+
+    def warn(self, message: str) -> None:
+        from symbiote_cli.cli import gha
+
+        title = "Gap in the event feed" if message.startswith("gap:") else None
+        if message.startswith("rate limited"):
+            title = "Rate limited"
+        gha.warning(REDACT(message), title=title, stream=self.stream)

@@ -1,0 +1,599 @@
+"""The poll loop: poll → route → act → store, one cycle at a time.
+
+All I/O is injected (GitHub client, storage, clock, executor, planner) so the
+loop runs under test with a fake clock. Guarantees (docs/reliability.md):
+
+* events are handled oldest first and the cursor moves past an event only once
+  it is fully handled (acted on, or recorded as failed);
+* state is committed once per cycle, and not at all when nothing changed;
+* a crash before the commit replays the cycle, and the executor's marker check
+  turns replayed comments into ``already_done``;
+* SIGINT/SIGTERM set ``stop``: the event in hand is finished, state flushed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import ValidationError
+
+from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError, SupersededError
+from symbiote_cli.core.models import (
+    ActionRequest,
+    ActionResult,
+    ActionStatus,
+    AuthMode,
+    Cursor,
+    Event,
+    ProcessedEvent,
+    Route,
+    RouteDecision,
+    Session,
+)
+from symbiote_cli.core.routing import RoutingContext, route_event
+from symbiote_cli.core.rules import KINDS, is_sensitive, summarize
+from symbiote_cli.storage import layout as state
+
+if TYPE_CHECKING:
+    from symbiote_cli.core.clock import Clock
+    from symbiote_cli.core.pacing import WriteBudget
+    from symbiote_cli.core.privacy import Sealer
+    from symbiote_cli.core.rules import Planner
+    from symbiote_cli.flows.execute import Executor
+    from symbiote_cli.github.client import GitHubClient
+    from symbiote_cli.github.registry import KernelRegistry
+    from symbiote_cli.storage.branch import Storage
+
+log = logging.getLogger("symbiote.poll")
+
+PER_PAGE = 100
+
+
+class Observer(Protocol):
+    """Where the loop reports what it does (terminal view, log lines, JSON, Actions)."""
+
+    def cycle_started(self, number: int) -> None: ...
+
+    def cycle_finished(self, report: CycleReport) -> None: ...
+
+    def decided(self, event: Event, decision: RouteDecision) -> None: ...
+
+    def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+
+class NullObserver:
+    def cycle_started(self, number: int) -> None:
+        return None
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        return None
+
+    def decided(self, event: Event, decision: RouteDecision) -> None:
+        return None
+
+    def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None:
+        return None
+
+    def warn(self, message: str) -> None:
+        log.warning("%s", message)
+
+
+@dataclass
+class CycleReport:
+    number: int
+    status: str  # idle | events | baseline | backlog | rate-limited | error
+    fetched: int = 0
+    new: int = 0
+    handled: int = 0
+    deferred: int = 0
+    gap: bool = False
+    commit: str | None = None
+    poll_interval: int | None = None
+    wait_until: float | None = None
+
+
+@dataclass
+class RunStats:
+    """What a run did; feeds the job summary and ``GITHUB_OUTPUT``."""
+
+    session_id: str | None = None
+    user: str = ""
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    cycles: int = 0
+    events_by_route: Counter[str] = field(default_factory=Counter)
+    events_by_type: Counter[str] = field(default_factory=Counter)
+    actions_taken: int = 0
+    actions_failed: int = 0
+    actions_deferred: int = 0
+    actions_planned: int = 0
+    gaps: int = 0
+    storage_commits: int = 0
+    exit_reason: str = "finished"
+    rate_limit_used: int | None = None
+    rate_limit_remaining: int | None = None
+    dry_run: bool = False
+
+    @property
+    def events_processed(self) -> int:
+        return sum(self.events_by_route.values())
+
+
+@dataclass
+class PollOptions:
+    user: str
+    interval: float = 60.0
+    dry_run: bool = False
+    backfill: bool = False
+    max_pages: int = 3
+    heartbeat_interval: float = 900.0
+    session_id: str | None = None
+    mode: str = "local"
+    run_id: str | None = None
+    run_url: str | None = None
+    deadline: float | None = None
+    kernel_repos: tuple[str, ...] = ()
+    kernel_owners: tuple[str, ...] = ()
+
+
+class Poller:
+    """One user's polling session."""
+
+    def __init__(
+        self,
+        options: PollOptions,
+        *,
+        client: GitHubClient,
+        storage: Storage,
+        clock: Clock,
+        executor: Executor,
+        planner: Planner,
+        registry: KernelRegistry,
+        budget: WriteBudget,
+        sealer: Sealer | None = None,
+        observer: Observer | None = None,
+        stop: threading.Event | None = None,
+        session_hook: Callable[[Session], None] | None = None,
+    ) -> None:
+        self.opts = options
+        self.client = client
+        self.storage = storage
+        self.clock = clock
+        self.executor = executor
+        self.planner = planner
+        self.registry = registry
+        self.budget = budget
+        self.sealer = sealer
+        self.observer: Observer = observer or NullObserver()
+        self.stop = stop or threading.Event()
+        self.session_hook = session_hook
+        self.stats = RunStats(user=options.user)
+        self.cursor: Cursor | None = None
+        self.session: Session | None = None
+        self._cycle = 0
+        self._pending_records: list[ProcessedEvent] = []
+        self._pending_outbox: dict[str, Any] = {}
+        self._last_heartbeat = 0.0
+        self._effective_interval = options.interval
+        self._cursor_dirty = False
+        self._new_etag: str | None = None
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the cursor and registry, and claim the user's session."""
+        from symbiote_cli.core import sessions
+
+        self.stats.started_at = self.clock.now()
+        self.cursor = state.load_cursor(self.storage, self.opts.user)
+        self.registry.entries.update(state.load_registry(self.storage))
+        self._seed_budget()
+        state.check_key(self.storage, self.opts.user, self.sealer)
+        if self.opts.dry_run:
+            return
+        now = self.clock.now()
+        incoming = sessions.new_session(
+            self.opts.user,
+            self.opts.mode,
+            now,
+            deadline_s=(self.opts.deadline - now) if self.opts.deadline else None,
+            session_id=self.opts.session_id,
+            run_id=self.opts.run_id,
+            run_url=self.opts.run_url,
+        )
+        incoming = sessions.activate(incoming, now, run_id=self.opts.run_id, run_url=self.opts.run_url)
+        self.session = incoming
+        self.stats.session_id = incoming.id
+
+        won = {"yes": True}
+
+        def claim(view: state.Reader) -> dict[str, Any]:
+            current = state.load_session(view, self.opts.user)
+            winner, _old = sessions.supersede(current, incoming, self.clock.now(), self.opts.heartbeat_interval)
+            won["yes"] = winner.id == incoming.id
+            return {state.session_path(self.opts.user): winner.model_dump(mode="json")} if won["yes"] else {}
+
+        self._commit(claim, f"session {incoming.id[:12]}: start for {self.opts.user}")
+        if not won["yes"]:
+            self.session = None
+            raise SupersededError(f"superseded before starting: a newer session of {self.opts.user} is already running")
+        self._last_heartbeat = now
+        if self.session_hook:
+            self.session_hook(incoming)
+
+    def _seed_budget(self) -> None:
+        """Count the writes stored in the last hour, so a restart or the next chained run
+        stays inside GitHub's content-creation limits together with its predecessor."""
+        now = self.clock.now()
+        times = [
+            result.at
+            for record in state.list_processed(self.storage, self.opts.user, since=now - 3600.0)
+            for result in record.actions
+            if result.status is ActionStatus.DONE and KINDS[result.kind].writes
+        ]
+        self.budget.seed(times)
+
+    def finish(self, reason: str = "finished", *, failed: bool = False) -> RunStats:
+        """Flush state and end the session; safe to call on every exit path."""
+        from symbiote_cli.core import sessions
+
+        self.stats.exit_reason = reason
+        self.stats.ended_at = self.clock.now()
+        self.stats.dry_run = self.opts.dry_run
+        self.stats.rate_limit_used = self.client.rate.used
+        self.stats.rate_limit_remaining = self.client.rate.remaining
+        session = self.session
+        ended: Session | None = None
+        if session is not None and not self.opts.dry_run:
+            ended = sessions.end(session, self.clock.now(), counts=self._counts(), failed=failed)
+        self._flush(ended, f"session {session.id[:12] if session else '-'}: {reason}")
+        if ended is not None:
+            self.session = ended
+            if self.session_hook:
+                self.session_hook(ended)
+        self.stats.storage_commits = getattr(self.storage, "commits_made", self.stats.storage_commits)
+        return self.stats
+
+    def _counts(self) -> dict[str, int]:
+        return {
+            "events": self.stats.events_processed,
+            "actions": self.stats.actions_taken,
+            "failed": self.stats.actions_failed,
+            "cycles": self.stats.cycles,
+        }
+
+    def run(self, *, once: bool = False) -> RunStats:
+        """Cycle until the deadline, ``stop`` or (with ``once``) after one cycle."""
+        reason = "finished"
+        try:
+            while not self.stop.is_set():
+                report = self.cycle()
+                if once:
+                    reason = "one cycle"
+                    break
+                if self.opts.deadline is not None and self.clock.now() >= self.opts.deadline:
+                    reason = "deadline reached"
+                    break
+                wait = self._effective_interval
+                if report.wait_until is not None:
+                    wait = max(wait, report.wait_until - self.clock.now())
+                if self.opts.deadline is not None:
+                    wait = min(wait, max(0.0, self.opts.deadline - self.clock.now()))
+                if self.clock.sleep(wait, self.stop):
+                    break
+            else:
+                reason = "stopped by signal"
+            if self.stop.is_set():
+                reason = "stopped by signal"
+        except SupersededError:
+            self.session = None  # the newer session owns the record now
+            self.finish("superseded by a newer session")
+            raise
+        except AuthError:
+            self.finish("token rejected", failed=True)
+            raise
+        except BaseException:
+            self.finish("crashed", failed=True)
+            raise
+        return self.finish(reason)
+
+    # -- one cycle ------------------------------------------------------------------
+
+    def cycle(self) -> CycleReport:
+        """Poll once, act on what is new, and commit at most once."""
+        self._cycle += 1
+        self.stats.cycles += 1
+        self.observer.cycle_started(self._cycle)
+        report = CycleReport(number=self._cycle, status="idle")
+        try:
+            self._poll_and_handle(report)
+        except RateLimitedError as exc:
+            report.status = "rate-limited"
+            report.wait_until = exc.retry_at
+            self.observer.warn(f"rate limited by GitHub; waiting until {_hhmm(exc.retry_at)} ({exc.message})")
+        except GitHubError as exc:
+            if exc.status is not None and 400 <= exc.status < 500:
+                raise  # e.g. 404 for a user that does not exist: waiting will not help
+            # Retries spent (5xx outage, resets, a garbled body): this cycle is lost, not the run.
+            report.status = "error"
+            self.observer.warn(f"{exc.message}; trying again next cycle")
+        if not self.opts.dry_run and self.session is not None:
+            # See requests the worker queued from another process (a git fetch; no API cost).
+            self.storage.refresh()
+        self._drain_inbox()
+        heartbeat_due = (
+            self.session is not None and self.clock.now() - self._last_heartbeat >= self.opts.heartbeat_interval
+        )
+        if self._pending_records or self._cursor_dirty or heartbeat_due or self._pending_outbox:
+            report.commit = self._flush(self._heartbeat() if heartbeat_due else None, self._message(report))
+            if heartbeat_due and self.session is not None and self.session_hook:
+                self.session_hook(self.session)
+        self.observer.cycle_finished(report)
+        return report
+
+    def _message(self, report: CycleReport) -> str:
+        if report.handled:
+            return f"poll {self.opts.user}: {report.handled} events (cycle {report.number})"
+        if report.status == "baseline":
+            return f"poll {self.opts.user}: baseline"
+        return f"poll {self.opts.user}: heartbeat"
+
+    def _heartbeat(self) -> Session | None:
+        from symbiote_cli.core import sessions
+
+        if self.session is None:
+            return None
+        self.session = sessions.heartbeat(self.session, self.clock.now(), counts=self._counts())
+        self._last_heartbeat = self.clock.now()
+        return self.session
+
+    def _fetch(self, report: CycleReport) -> tuple[list[Event], bool] | None:
+        """New events oldest first, and whether the cursor fell out of the window."""
+        cursor = self.cursor
+        last = cursor.last_id_int if cursor else 0
+        # With a backlog (events deferred by pacing) the feed may be unchanged, so
+        # the ETag must not be sent: a 304 would hide the events still to handle.
+        etag = cursor.etag if cursor and cursor.etag else None
+        first = self.client.list_events(self.opts.user, etag=etag, per_page=PER_PAGE)
+        report.poll_interval = first.poll_interval
+        if first.poll_interval:
+            # Obey X-Poll-Interval (https://docs.github.com/rest/activity/events).
+            self._effective_interval = max(self.opts.interval, float(first.poll_interval))
+        if first.status == 304:
+            return None
+        pages = [first]
+        raw = list(first.events)
+        while (
+            pages[-1].has_next
+            and len(pages) < self.opts.max_pages
+            and ((cursor is None and self.opts.backfill) or cursor is not None)
+            and all(_id(e) > last for e in pages[-1].events)
+        ):
+            nxt = self.client.list_events(self.opts.user, page=len(pages) + 1, per_page=PER_PAGE)
+            pages.append(nxt)
+            raw.extend(nxt.events)
+        self._new_etag = first.etag
+        events: dict[str, Event] = {}
+        for item in raw:
+            try:
+                event = Event.model_validate(item)
+            except ValidationError:
+                self.observer.warn("skipped a malformed event from the feed")
+                continue
+            events[event.id] = event
+        ordered = sorted(events.values(), key=lambda e: e.id_int)
+        report.fetched = len(ordered)
+        # A gap: every event we could read is newer than the cursor, and there is
+        # nothing older left to read (end of the 300-event window or our page cap).
+        gap = bool(cursor is not None and last and ordered and ordered[0].id_int > last)
+        return [e for e in ordered if e.id_int > last], gap
+
+    def _poll_and_handle(self, report: CycleReport) -> None:
+        fetched = self._fetch(report)
+        if fetched is None:
+            return
+        new, gap = fetched
+        report.new = len(new)
+        if self.cursor is None:
+            self.cursor = Cursor(user=self.opts.user.lower(), baseline_at=self.clock.now())
+            if not self.opts.backfill:
+                newest = new[-1].id if new else None
+                self.cursor = self.cursor.model_copy(update={"last_event_id": newest, "etag": self._new_etag})
+                self._cursor_dirty = True
+                report.status = "baseline"
+                self.observer.warn(
+                    f"first run: baseline taken at event {newest or '(none)'}; older events are not acted on"
+                    " (use --backfill to act on them)"
+                )
+                return
+        if gap:
+            report.gap = True
+            self.stats.gaps += 1
+            self.observer.warn(
+                f"gap: events after {self.cursor.last_event_id} fell out of GitHub's 300-event window"
+                " before they could be read"
+            )
+        if new and not self.opts.dry_run:
+            self._check_owner()
+        # Plan first: only repos where something would be done need the kernel lookup
+        # (a push or a star costs no API call).
+        plans = {event.id: self.planner.plan(event, self.opts.user) for event in new}
+        if new:
+            self.registry.resolve([e for e in new if plans[e.id]])
+        report.status = "events" if new else "idle"
+        handled = 0
+        for index, event in enumerate(new):
+            if self.stop.is_set():
+                report.deferred = len(new) - index
+                break
+            if not self._handle(event, plans[event.id]):
+                report.deferred = len(new) - index
+                report.status = "backlog"
+                self.stats.actions_deferred += report.deferred
+                self.observer.warn(
+                    f"write budget reached: {report.deferred} events carried to the next cycles"
+                )
+                break
+            handled += 1
+        report.handled = handled
+        complete = report.deferred == 0
+        update: dict[str, Any] = {}
+        if handled:
+            update["last_event_id"] = new[handled - 1].id
+        # Keep the ETag only when nothing is left behind (see _fetch).
+        update["etag"] = self._new_etag if complete else None
+        if update.get("etag") != self.cursor.etag or "last_event_id" in update:
+            self.cursor = self.cursor.model_copy(update=update)
+            self._cursor_dirty = True
+
+    def _check_owner(self) -> None:
+        """Stop before acting if a newer session of this user took over."""
+        from symbiote_cli.core import sessions
+
+        if self.session is None:
+            return
+        refresh = getattr(self.storage, "refresh", None)
+        if callable(refresh):
+            refresh()
+        stored = state.load_session(self.storage, self.opts.user)
+        if not sessions.still_owner(stored, self.session.id):
+            raise SupersededError(f"session {self.session.id[:12]} was superseded by a newer session; stopping")
+
+    def _handle(self, event: Event, planned: list[ActionRequest]) -> bool:
+        """Route and act on one event; False when the write budget is spent."""
+        ctx = RoutingContext.build(
+            self.opts.user,
+            kernel_repos=self.opts.kernel_repos,
+            kernel_owners=self.opts.kernel_owners,
+            registry=self.registry.entries,
+            planned={event.id: (summarize(planned), any(is_sensitive(r) for r in planned))},
+        )
+        decision = route_event(event, ctx)
+        requests: list[ActionRequest] = []
+        if decision.route in (Route.APP, Route.USER):
+            auth = AuthMode.USER if decision.route is Route.USER else AuthMode.APP
+            requests = [r.model_copy(update={"auth": auth}) for r in planned]
+            writes = sum(1 for r in requests if KINDS[r.kind].writes)
+            if not self.opts.dry_run and not self.budget.allows(writes):
+                return False
+        self.observer.decided(event, decision)
+        results: list[ActionResult] = []
+        for request in requests:
+            result = self.executor.execute(request, since=event.created_at)
+            results.append(result)
+            self._count(result)
+            if result.status is ActionStatus.DONE and KINDS[request.kind].writes:
+                self.budget.record(1)
+            self.observer.acted(event, request, result)
+        self.stats.events_by_route[decision.route.value] += 1
+        self.stats.events_by_type[event.type] += 1
+        self._pending_records.append(
+            ProcessedEvent(
+                event_id=event.id,
+                type=event.type,
+                repo=event.repo_name,
+                route=decision.route,
+                reason=decision.reason,
+                created_at=event.created_at,
+                processed_at=self.clock.now(),
+                private=event.private,
+                actions=results,
+            )
+        )
+        return True
+
+    def _count(self, result: ActionResult) -> None:
+        if result.status in (ActionStatus.DONE, ActionStatus.ALREADY_DONE):
+            self.stats.actions_taken += 1
+        elif result.status is ActionStatus.FAILED:
+            self.stats.actions_failed += 1
+        elif result.status is ActionStatus.PLANNED:
+            self.stats.actions_planned += 1
+
+    # -- inbox (requests forwarded by the worker) ---------------------------------
+
+    def _drain_inbox(self) -> None:
+        """Execute queued state requests once each; results go to the outbox."""
+        if self.opts.dry_run:
+            return
+        from symbiote_cli.flows import inbox
+
+        for state_id, outcome in inbox.drain(
+            self.storage, self.opts.user, self.executor, self.budget, sealer=self.sealer, clock=self.clock
+        ):
+            self._pending_outbox[state_id] = outcome
+            self._count(outcome.result)
+
+    # -- committing ---------------------------------------------------------------------
+
+    def _flush(self, session: Session | None, message: str) -> str | None:
+        if self.opts.dry_run:
+            self._pending_records.clear()
+            return None
+        records = list(self._pending_records)
+        cursor = self.cursor if self._cursor_dirty else None
+        outbox = dict(self._pending_outbox)
+        registry_changes = self.registry.take_changes()
+        if not (records or cursor or session or outbox or registry_changes):
+            return None
+        user = self.opts.user
+
+        def mutate(view: state.Reader) -> dict[str, Any]:
+            from symbiote_cli.core import sessions
+            from symbiote_cli.flows import inbox
+            from symbiote_cli.github.registry import merged as registry_merged
+
+            changes: dict[str, Any] = {}
+            if cursor is not None:
+                stored = state.load_cursor(view, user)
+                merged = cursor
+                if stored is not None and stored.last_id_int > cursor.last_id_int:
+                    # Another writer got further; never move the cursor backwards.
+                    merged = cursor.model_copy(update={"last_event_id": stored.last_event_id, "etag": None})
+                changes[state.cursor_path(user)] = merged.model_copy(
+                    update={"updated_at": self.clock.now()}
+                ).model_dump(mode="json")
+            if records:
+                changes.update(state.merge_events(view, user, records, self.sealer))
+            if registry_changes:
+                changes.update(registry_merged(view, registry_changes))
+            if outbox:
+                changes.update(inbox.outbox_changes(user, outbox, self.sealer))
+            if session is not None:
+                stored_session = state.load_session(view, user)
+                if stored_session is None or sessions.still_owner(stored_session, session.id):
+                    changes[state.session_path(user)] = session.model_dump(mode="json")
+            return changes
+
+        sha = self._commit(mutate, message)
+        self._pending_records.clear()
+        self._pending_outbox.clear()
+        self._cursor_dirty = False
+        return sha
+
+    def _commit(self, mutate: Callable[[state.Reader], Mapping[str, Any]], message: str) -> str | None:
+        sha = self.storage.update(mutate, message)
+        if sha is not None:
+            self.stats.storage_commits += 1
+        return sha
+
+
+def _id(item: dict[str, Any]) -> int:
+    value = item.get("id")
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def _hhmm(ts: float) -> str:
+    from symbiote_cli.core.clock import iso
+
+    return iso(ts)[11:16] + " UTC"

@@ -1,0 +1,920 @@
+"""Symbiote's state: JSON files committed to the ``__STORAGE__`` branch of the user's fork.
+
+The branch is written with git plumbing through a private, temporary index
+(``read-tree`` / ``update-index --index-info`` / ``write-tree`` / ``commit-tree`` /
+``update-ref`` with compare-and-swap), so the user's working tree, HEAD and index are
+never touched, and the same code works in a bare repository. ``Storage.update`` is the
+only write path: on a rejected push it fetches and calls ``mutate`` again on the fresh
+state, which is how concurrent writers never lose each other's updates.
+
+GitPython is imported lazily: ``import git`` is slow and most commands never need it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import random
+import re
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from symbiote_cli.core.clock import Clock, SystemClock
+from symbiote_cli.core.errors import SchemaVersionError, StorageConflictError, StorageError
+
+if TYPE_CHECKING:
+    import git
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+META_PATH = "meta.json"
+DEFAULT_BRANCH = "__STORAGE__"
+AUTHOR_NAME = "Symbiote"
+AUTHOR_EMAIL = "symbiote@users.noreply.github.com"
+
+# MIGRATIONS[v] turns the whole state at schema version v into version v + 1: it receives
+# {path: parsed JSON} of every file except meta.json and returns the new full mapping
+# (paths it leaves out are deleted). ``Storage.migrate`` chains them and bumps meta.json.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+CACHE_SIZE = 256
+# ... and at most this many bytes of them (pickled): every commit makes a new version of today's
+# events file, and 256 versions of a busy day's file would hold tens of megabytes.
+CACHE_BYTES = 8 * 1024 * 1024
+NETWORK_TIMEOUT = 300.0
+MAX_PATH_LENGTH = 1024
+
+_COMPONENT_RE = re.compile(r"^[A-Za-z0-9._@:-]{1,255}$")
+_BRANCH_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+_REMOTE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
+_CREDENTIALS_RE = re.compile(r"://[^/@\s]+@")
+_RETRYABLE_PUSH = (
+    "fetch first",
+    "non-fast-forward",
+    "stale info",
+    "cannot lock ref",
+    "failed to update ref",
+    "incorrect old value",
+    "failed to lock",
+)
+_MAX_SNAPSHOTS = 4
+
+# Every git command runs with an explicit identity (Actions runners have none) and never prompts.
+_BASE_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_AUTHOR_NAME": AUTHOR_NAME,
+    "GIT_AUTHOR_EMAIL": AUTHOR_EMAIL,
+    "GIT_COMMITTER_NAME": AUTHOR_NAME,
+    "GIT_COMMITTER_EMAIL": AUTHOR_EMAIL,
+}
+
+
+def validate_path(path: str) -> str:
+    """Return ``path`` if it is a safe relative file path, else raise StorageError.
+
+    Event content is attacker controlled; this is the gate that keeps it from ever
+    reaching a file path unescaped.
+    """
+    if not isinstance(path, str) or not path or len(path) > MAX_PATH_LENGTH:
+        raise StorageError(f"invalid storage path {path!r}: must be a non-empty relative path")
+    for component in path.split("/"):
+        if not _COMPONENT_RE.fullmatch(component) or component in {".", ".."} or component.lower() == ".git":
+            raise StorageError(
+                f"invalid storage path {path!r}: components must match [A-Za-z0-9._@:-]+ (no '..', no leading '/')"
+            )
+    return path
+
+
+def _validate_prefix(prefix: str) -> str:
+    """Normalise a folder prefix to ``"a/b/"`` (or ``""`` for the root), validating it like a path."""
+    stripped = prefix[:-1] if prefix.endswith("/") else prefix
+    if not stripped:
+        if prefix:
+            raise StorageError(f"invalid storage path {prefix!r}: must be relative")
+        return ""
+    return validate_path(stripped) + "/"
+
+
+def _validate_branch(branch: str) -> str:
+    """Branch names reach git's command line: keep them to a conservative subset."""
+    parts = branch.split("/")
+    if (
+        not branch
+        or not all(_BRANCH_COMPONENT_RE.fullmatch(p) for p in parts)
+        or ".." in branch
+        or any(p.endswith((".lock", ".")) for p in parts)
+    ):
+        raise StorageError(f"not a valid storage branch name: {branch!r}")
+    return branch
+
+
+def dumps(value: Any) -> bytes:
+    """The one serialisation of stored files: stable bytes, so unchanged data makes no commit."""
+    text = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def _blob_sha(data: bytes, hex_length: int) -> str:
+    """The id git gives these bytes as a blob (sha1, or sha256 in sha256 repositories)."""
+    header = b"blob %d\0" % len(data)
+    algo = hashlib.sha256 if hex_length == 64 else hashlib.sha1
+    return algo(header + data).hexdigest()
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """Collapse git's output into one line without credentials embedded in URLs."""
+    line = " ".join(text.split())
+    line = _CREDENTIALS_RE.sub("://***@", line)
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _reason(stderr: str) -> str:
+    """The most telling line of git's stderr (the last fatal/error, else the last line)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() and not line.startswith("hint:")]
+    for line in reversed(lines):
+        for prefix in ("fatal:", "error:"):
+            if line.startswith(prefix):
+                return _one_line(line[len(prefix) :].strip())
+    return _one_line(lines[-1]) if lines else "unknown error"
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """One commit of the storage branch, as ``symbiote log`` shows it."""
+
+    sha: str
+    time: float
+    message: str
+    files_changed: int
+
+
+class _GitResult(NamedTuple):
+    status: int
+    out: bytes
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out.decode("utf-8", "replace").strip()
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """The files of one commit: path -> blob sha (regular files only)."""
+
+    tip: str | None
+    files: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _PushResult:
+    ok: bool
+    retryable: bool = False
+    reason: str = ""
+
+
+class StorageView:
+    """A read-only view of one commit of the branch, handed to ``update``'s ``mutate``."""
+
+    def __init__(self, storage: Storage, snapshot: _Snapshot) -> None:
+        self._storage = storage
+        self._snapshot = snapshot
+
+    @property
+    def tip(self) -> str | None:
+        """The commit this view reads (None before the branch has any commit)."""
+        return self._snapshot.tip
+
+    def read_json(self, path: str) -> Any | None:
+        """The parsed file, or None when it does not exist."""
+        return self._storage._load(self._snapshot, path)
+
+    def list_paths(self, prefix: str = "") -> list[str]:
+        """Every file under the folder ``prefix`` (recursively), sorted."""
+        return _list(self._snapshot, prefix)
+
+    def exists(self, path: str) -> bool:
+        return validate_path(path) in self._snapshot.files
+
+
+def _list(snapshot: _Snapshot, prefix: str) -> list[str]:
+    folder = _validate_prefix(prefix)
+    return sorted(p for p in snapshot.files if p.startswith(folder))
+
+
+Mutation = Callable[[StorageView], Mapping[str, Any | None]]
+
+
+class Storage:
+    """The ``__STORAGE__`` branch of one local repository, optionally mirrored to a remote.
+
+    Thread safe within a process: one re-entrant lock serialises git access (GitPython's
+    persistent ``cat-file`` process is not thread safe) and every update.
+    """
+
+    def __init__(
+        self,
+        repo_path: Path,
+        branch: str = DEFAULT_BRANCH,
+        remote: str | None = None,
+        *,
+        push_retries: int = 5,
+        clock: Clock | None = None,
+    ) -> None:
+        self.repo_path = Path(repo_path)
+        self.branch = _validate_branch(branch)
+        self.ref = f"refs/heads/{self.branch}"
+        if remote is not None and not _REMOTE_RE.fullmatch(remote):
+            raise StorageError(f"not a valid git remote name: {remote!r}")
+        self._requested_remote = remote
+        self._remote: str | None = None
+        self.push_retries = max(0, push_retries)
+        self._clock: Clock = clock or SystemClock()
+        self._lock = threading.RLock()
+        self._never = threading.Event()
+        self._repo: git.Repo | None = None
+        self._opened = False
+        self._tip: str | None = None
+        self._remote_tip: str | None = None
+        self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cache_bytes = 0
+        self.commits_made = 0
+        self.push_rejections = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def remote(self) -> str | None:
+        """The remote in use (resolved on first use: ``origin`` if present, else local only)."""
+        self._git_repo()
+        return self._remote
+
+    @property
+    def remote_ref(self) -> str:
+        return f"refs/remotes/{self._remote}/{self.branch}"
+
+    def open(self) -> Storage:
+        """Fetch, reconcile local and remote, create the branch if needed, verify it is ours, migrate."""
+        with self._lock:
+            self._git_repo()
+            self._check_not_checked_out()
+            self._sync(create=True)
+            self._verify_meta(self._tip)
+            self._opened = True
+            self.migrate()
+        return self
+
+    def close(self) -> None:
+        """Stop GitPython's persistent helper processes."""
+        with self._lock:
+            if self._repo is not None:
+                self._repo.close()
+                self._repo = None
+            self._opened = False
+
+    def __enter__(self) -> Storage:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def refresh(self) -> str | None:
+        """Fetch and fast-forward to the remote (readers such as the worker call this); returns the tip."""
+        with self._lock:
+            if not self._opened:
+                self.open()
+                return self._tip
+            self._sync(create=False)
+            self._verify_meta(self._tip)
+            return self._tip
+
+    def reachable(self) -> bool:
+        """True when the repository opens and, if there is a remote, the remote answers."""
+        try:
+            with self._lock:
+                self._git_repo()
+                if self._remote is None:
+                    return True
+                return self._run("ls-remote", "--heads", self._remote, self.ref, check=False, timeout=60).status == 0
+        except StorageError:
+            return False
+
+    def local_view(self) -> StorageView:
+        """The branch as this clone has it, read-only: no fetch, no push, nothing created.
+
+        The local branch, else the remote-tracking one (a fresh clone has only that); a clone
+        without either reads as empty. For offline readers (``symbiote route --offline``).
+        """
+        with self._lock:
+            self._git_repo()
+            tip = self._rev_parse(self.ref)
+            if tip is None and self._remote is not None:
+                tip = self._rev_parse(self.remote_ref)
+            if tip is not None:
+                self._verify_meta(tip)
+            return StorageView(self, self._snapshot(tip))
+
+    def tip(self) -> str | None:
+        """The local branch tip (no network)."""
+        with self._lock:
+            self._git_repo()
+            self._tip = self._rev_parse(self.ref)
+            return self._tip
+
+    # ------------------------------------------------------------------ reading
+
+    def read_json(self, path: str) -> Any | None:
+        """The parsed file at the local tip, or None; corrupt JSON raises StorageError naming file and ref."""
+        validate_path(path)
+        with self._lock:
+            self._ensure_open()
+            return self._load(self._snapshot(self._tip), path)
+
+    def list_paths(self, prefix: str = "") -> list[str]:
+        """Every file under the folder ``prefix`` (recursively), sorted."""
+        _validate_prefix(prefix)
+        with self._lock:
+            self._ensure_open()
+            return _list(self._snapshot(self._tip), prefix)
+
+    def exists(self, path: str) -> bool:
+        validate_path(path)
+        with self._lock:
+            self._ensure_open()
+            return path in self._snapshot(self._tip).files
+
+    def log(self, limit: int = 20) -> list[CommitInfo]:
+        """The last ``limit`` commits of the local branch (never the whole history)."""
+        with self._lock:
+            self._git_repo()
+            if self._rev_parse(self.ref) is None:
+                return []
+            out = self._run(
+                "log",
+                f"-n{max(1, limit)}",
+                "--no-color",
+                "--format=%x01%H%x00%ct%x00%s",
+                "--shortstat",
+                self.ref,
+            ).out.decode("utf-8", "replace")
+        commits: list[CommitInfo] = []
+        for chunk in out.split("\x01")[1:]:
+            header, _, rest = chunk.partition("\n")
+            sha, when, subject = [*header.split("\x00"), "", ""][:3]
+            match = re.search(r"(\d+) files? changed", rest)
+            commits.append(CommitInfo(sha, float(when or 0), subject, int(match.group(1)) if match else 0))
+        return commits
+
+    # ------------------------------------------------------------------ writing
+
+    def update(self, mutate: Mutation, message: str) -> str | None:
+        """Apply ``mutate``'s {path: value or None} in one commit and push it; None when nothing changed.
+
+        ``mutate`` may run several times: after a rejected push it is called again on the
+        fresh remote state so that it recomputes its change on top of the other writer's.
+        """
+        return self._update(mutate, message, allow_meta=False)
+
+    def migrate(self) -> int:
+        """Bring the branch to ``SCHEMA_VERSION`` with ``MIGRATIONS``; returns the version now on the branch."""
+        with self._lock:
+            self._ensure_open()
+            version = self._meta_version(self._snapshot(self._tip))
+            if version >= SCHEMA_VERSION:
+                return version
+            target = SCHEMA_VERSION
+
+            def mutate(view: StorageView) -> dict[str, Any | None]:
+                meta = view.read_json(META_PATH)
+                if not isinstance(meta, dict):
+                    raise StorageError(f"{META_PATH} on {self.ref} is not a JSON object")
+                current = self._meta_version(view._snapshot)
+                if current >= target:
+                    return {}
+                paths = [p for p in view.list_paths() if p != META_PATH]
+                state: dict[str, Any] = {p: view.read_json(p) for p in paths}
+                for ver in range(current, target):
+                    step = MIGRATIONS.get(ver)
+                    if step is None:
+                        raise StorageError(f"{META_PATH} on {self.ref}: no migration from schema_version {ver}")
+                    state = step(state)
+                changes: dict[str, Any | None] = {p: None for p in paths if p not in state}
+                changes.update(state)
+                changes[META_PATH] = {**meta, "schema_version": target}
+                return changes
+
+            self._update(mutate, f"Migrate storage to schema version {target}", allow_meta=True)
+            return self._meta_version(self._snapshot(self._tip))
+
+    def _update(self, mutate: Mutation, message: str, *, allow_meta: bool) -> str | None:
+        message = message.strip()
+        if not message or "\x00" in message:
+            raise StorageError("a storage commit needs a non-empty message")
+        with self._lock:
+            self._ensure_open()
+            attempts = 0
+            while True:
+                base = self._tip
+                snapshot = self._snapshot(base)
+                plan = self._plan(snapshot, mutate(StorageView(self, snapshot)), allow_meta=allow_meta)
+                if not plan:
+                    return None
+                shas = self._write_blobs(plan)
+                new = self._commit(base, snapshot, shas, message)
+                if not self._set_ref(new, base):
+                    # Another process moved the local branch: recompute on top of it.
+                    attempts += 1
+                    self._tip = self._rev_parse(self.ref)
+                    if attempts > self.push_retries:
+                        raise StorageConflictError(f"{self.ref} kept moving under us; the change was not stored")
+                    continue
+                self._tip = new
+                self._remember(_Snapshot(new, _apply(snapshot.files, shas)))
+                if self._remote is None:
+                    self.commits_made += 1
+                    return new
+                result = self._push(new)
+                if result.ok:
+                    self._remote_tip = new
+                    self.commits_made += 1
+                    return new
+                if not result.retryable:
+                    self._reset_to_remote(new, base)
+                    raise StorageError(f"push of {self.ref} to remote '{self._remote}' was refused: {result.reason}")
+                self.push_rejections += 1
+                attempts += 1
+                if attempts <= self.push_retries:
+                    self._backoff(attempts)
+                remote_tip = self._fetch()
+                self._reset_to_remote(new, base)
+                if remote_tip is None:
+                    raise StorageError(f"{self.ref} vanished from remote '{self._remote}' while pushing")
+                self._verify_meta(remote_tip, where=f"remote '{self._remote}'")
+                if attempts > self.push_retries:
+                    raise StorageConflictError(
+                        f"push of {self.ref} to remote '{self._remote}' was rejected {attempts} times "
+                        "(other writers kept winning); the change was not stored"
+                    )
+
+    def _plan(
+        self, snapshot: _Snapshot, changes: Mapping[str, Any | None], *, allow_meta: bool
+    ) -> dict[str, bytes | None]:
+        """Serialise and validate ``changes``, keeping only files whose bytes actually change."""
+        if not isinstance(changes, Mapping):
+            raise StorageError("update's mutate must return a mapping of path -> value (or None to delete)")
+        hex_length = len(snapshot.tip) if snapshot.tip else 40
+        plan: dict[str, bytes | None] = {}
+        for path, value in changes.items():
+            validate_path(path)
+            if path == META_PATH and not allow_meta:
+                raise StorageError(f"{META_PATH} is managed by Symbiote's storage itself")
+            current = snapshot.files.get(path)
+            if value is None:
+                if current is not None:
+                    plan[path] = None
+                continue
+            try:
+                data = dumps(value)
+            except (TypeError, ValueError) as exc:
+                raise StorageError(f"cannot store {path}: {exc}") from None
+            if current is None or _blob_sha(data, hex_length) != current:
+                plan[path] = data
+        if plan:
+            _check_shape(snapshot.files, plan)
+        return plan
+
+    # ------------------------------------------------------------------ git plumbing
+
+    def _git_repo(self) -> git.Repo:
+        """Open the repository on first use and resolve which remote to use."""
+        if self._repo is not None:
+            return self._repo
+        import git
+
+        try:
+            repo = git.Repo(self.repo_path, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise StorageError(f"{self.repo_path} is not a git repository (storage needs the fork's clone)") from None
+        self._repo = repo
+        remotes = self._run("remote").text.split()
+        if self._requested_remote is None:
+            self._remote = "origin" if "origin" in remotes else None
+        elif self._requested_remote in remotes:
+            self._remote = self._requested_remote
+        else:
+            self._repo = None
+            repo.close()
+            raise StorageError(f"no git remote named '{self._requested_remote}' in {self.repo_path}")
+        return repo
+
+    def _run(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        stdin: Path | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+    ) -> _GitResult:
+        """Run one git command in the repository; failures become StorageError naming the ref."""
+        repo = self._git_repo()
+        full_env = dict(_BASE_ENV)
+        if env:
+            full_env.update(env)
+        command = [repo.git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args]
+        handle: Any = stdin.open("rb") if stdin is not None else nullcontext(None)
+        with handle as stream:
+            result = self._execute(repo, command, stream=stream, env=full_env, timeout=timeout)
+        status, out, err = result
+        outcome = _GitResult(int(status), bytes(out or b""), str(err or ""))
+        if check and outcome.status != 0:
+            raise StorageError(f"git {args[0]} failed for {self.ref}: {_reason(outcome.err)}")
+        return outcome
+
+    @staticmethod
+    def _execute(repo: git.Repo, command: list[str], *, stream: Any, env: dict[str, str], timeout: float | None) -> Any:
+        from git.exc import GitCommandNotFound
+
+        try:
+            return repo.git.execute(
+                command,
+                istream=stream,
+                with_extended_output=True,
+                with_exceptions=False,
+                stdout_as_string=False,
+                strip_newline_in_stdout=False,
+                env=env,
+                kill_after_timeout=timeout,
+            )
+        except GitCommandNotFound:
+            raise StorageError("git is not installed or not on PATH (storage needs it)") from None
+
+    def _rev_parse(self, ref: str) -> str | None:
+        result = self._run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
+        return (result.text or None) if result.status == 0 else None
+
+    def _is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return self._run("merge-base", "--is-ancestor", ancestor, descendant, check=False).status == 0
+
+    def _snapshot(self, tip: str | None) -> _Snapshot:
+        """The files of ``tip``, listed once per commit (trees are small: files are per day)."""
+        if tip is None:
+            return _Snapshot(None, {})
+        cached = self._snapshots.get(tip)
+        if cached is not None:
+            self._snapshots.move_to_end(tip)
+            return cached
+        out = self._run("ls-tree", "-r", "-z", "--full-tree", tip).out
+        files: dict[str, str] = {}
+        for entry in out.split(b"\0"):
+            meta, _, raw_path = entry.partition(b"\t")
+            fields = meta.split(b" ")
+            if len(fields) == 3 and fields[1] == b"blob" and fields[0] in {b"100644", b"100755"}:
+                files[raw_path.decode("utf-8", "surrogateescape")] = fields[2].decode("ascii")
+        snapshot = _Snapshot(tip, files)
+        self._remember(snapshot)
+        return snapshot
+
+    def _remember(self, snapshot: _Snapshot) -> None:
+        if snapshot.tip is None:
+            return
+        self._snapshots[snapshot.tip] = snapshot
+        self._snapshots.move_to_end(snapshot.tip)
+        while len(self._snapshots) > _MAX_SNAPSHOTS:
+            self._snapshots.popitem(last=False)
+
+    def _load(self, snapshot: _Snapshot, path: str) -> Any | None:
+        """Parse one file, through the blob-sha cache (callers get their own copy: they may mutate it)."""
+        validate_path(path)
+        sha = snapshot.files.get(path)
+        if sha is None:
+            return None
+        with self._lock:
+            cached = self._cache.get(sha)
+            if cached is not None:
+                self._cache.move_to_end(sha)
+                # Our own pickle of JSON data we parsed: a fast deep copy, not untrusted input.
+                return pickle.loads(cached)  # noqa: S301
+            data = self._git_repo().odb.stream(bytes.fromhex(sha)).read()
+            try:
+                value = json.loads(data.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+                raise StorageError(
+                    f"{path} on {self.ref} is not valid JSON{where}: fix or delete it on the branch"
+                ) from None
+            pickled = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            self._cache[sha] = pickled
+            self._cache_bytes += len(pickled)
+            while len(self._cache) > 1 and (len(self._cache) > CACHE_SIZE or self._cache_bytes > CACHE_BYTES):
+                _, evicted = self._cache.popitem(last=False)
+                self._cache_bytes -= len(evicted)
+            return value
+
+    def _write_blobs(self, plan: Mapping[str, bytes | None]) -> dict[str, str | None]:
+        """Store the new file contents as blobs in one ``hash-object`` call; deletions map to None."""
+        writes = [(path, data) for path, data in plan.items() if data is not None]
+        shas: dict[str, str | None] = {path: None for path, data in plan.items() if data is None}
+        if not writes:
+            return shas
+        with tempfile.TemporaryDirectory(prefix="symbiote-blobs-") as tmp:
+            folder = Path(tmp)
+            listing = folder / "paths"
+            names = []
+            for index, (_, data) in enumerate(writes):
+                name = folder / f"blob-{index}"
+                name.write_bytes(data)
+                names.append(str(name))
+            listing.write_text("\n".join(names) + "\n", encoding="utf-8")
+            out = self._run("hash-object", "-w", "--no-filters", "--stdin-paths", stdin=listing).text.split()
+        if len(out) != len(writes):
+            raise StorageError(f"git hash-object returned {len(out)} ids for {len(writes)} files on {self.ref}")
+        shas.update({path: sha for (path, _), sha in zip(writes, out, strict=True)})
+        return shas
+
+    def _commit(self, parent: str | None, snapshot: _Snapshot, shas: Mapping[str, str | None], message: str) -> str:
+        """Build a commit of ``parent`` plus ``shas`` through a temporary index (the user's stays untouched)."""
+        zero = "0" * (len(parent) if parent else 40)
+        with tempfile.TemporaryDirectory(prefix="symbiote-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            if parent is not None:
+                self._run("read-tree", parent, env=env)
+            info = Path(tmp) / "index-info"
+            with info.open("w", encoding="utf-8", newline="\n") as fh:
+                for path, sha in shas.items():
+                    if sha is None:
+                        if path in snapshot.files:
+                            fh.write(f"0 {zero}\t{path}\n")
+                    else:
+                        fh.write(f"100644 {sha}\t{path}\n")
+            self._run("update-index", "--index-info", env=env, stdin=info)
+            tree = self._run("write-tree", env=env).text
+        stamp = f"@{int(self._clock.now())} +0000"
+        dates = {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+        parents = ["-p", parent] if parent is not None else []
+        return self._run("commit-tree", "--no-gpg-sign", tree, *parents, "-m", message, env=dates).text
+
+    def _set_ref(self, new: str | None, old: str | None) -> bool:
+        """Compare-and-swap the local branch from ``old`` to ``new`` (None: absent)."""
+        if new is None:
+            if old is None:
+                return self._rev_parse(self.ref) is None
+            ok = self._run("update-ref", "-d", self.ref, old, check=False).status == 0
+        else:
+            ok = (
+                self._run("update-ref", "-m", "symbiote: storage update", self.ref, new, old or "", check=False).status
+                == 0
+            )
+        if ok:
+            self._tip = new
+        return ok
+
+    def _reset_to_remote(self, ours: str, base: str | None) -> None:
+        """Put the local branch back at the remote's state (or ``base`` if unknown) after a push of ``ours`` failed."""
+        if not self._set_ref(self._remote_tip or base, ours):
+            self._tip = self._rev_parse(self.ref)
+
+    def _fetch(self) -> str | None:
+        """Fetch the remote branch into its remote-tracking ref; None when the remote does not have it."""
+        assert self._remote is not None
+        result = self._run(
+            "fetch",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-auto-gc",
+            "--quiet",
+            self._remote,
+            f"+{self.ref}:{self.remote_ref}",
+            check=False,
+            timeout=NETWORK_TIMEOUT,
+        )
+        if result.status != 0:
+            if "couldn't find remote ref" in result.err.lower():
+                self._run("update-ref", "-d", self.remote_ref, check=False)
+                self._remote_tip = None
+                return None
+            raise StorageError(f"cannot fetch {self.ref} from remote '{self._remote}': {_reason(result.err)}")
+        self._remote_tip = self._rev_parse(self.remote_ref)
+        return self._remote_tip
+
+    def _push(self, sha: str) -> _PushResult:
+        """Push ``sha`` to the remote branch without force; classify a refusal as retryable or not."""
+        result = self._run(
+            "push",
+            "--porcelain",
+            "--no-verify",
+            self._remote or "",
+            f"{sha}:{self.ref}",
+            check=False,
+            timeout=NETWORK_TIMEOUT,
+        )
+        status_line = ""
+        for line in result.out.decode("utf-8", "replace").splitlines():
+            fields = line.split("\t")
+            if len(fields) >= 3 and fields[1].endswith(f":{self.ref}"):
+                status_line = line
+                if fields[0] == "!":
+                    summary = fields[2]
+                    reason = summary[summary.find("(") + 1 : summary.rfind(")")] if "(" in summary else summary
+                    retryable = any(word in reason for word in _RETRYABLE_PUSH)
+                    remote_says = [
+                        ln.removeprefix("remote:").strip()
+                        for ln in result.err.splitlines()
+                        if ln.startswith("remote:") and ln.removeprefix("remote:").strip()
+                    ]
+                    if remote_says and not retryable:
+                        reason = f"{reason}: {remote_says[-1]}"
+                    return _PushResult(False, retryable, _one_line(reason))
+        if result.status == 0 and status_line:
+            return _PushResult(True)
+        return _PushResult(False, False, _reason(result.err))
+
+    def _backoff(self, attempt: int) -> None:
+        """Short jittered exponential backoff so racing writers stop colliding."""
+        delay = min(1.0, 0.05 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
+        self._clock.sleep(delay, self._never)
+
+    # ------------------------------------------------------------------ open / reconcile
+
+    def _ensure_open(self) -> None:
+        if not self._opened:
+            self.open()
+
+    def _check_not_checked_out(self) -> None:
+        """Moving a checked-out branch would change the user's HEAD: refuse instead."""
+        repo = self._git_repo()
+        if repo.bare:
+            return
+        head = self._run("symbolic-ref", "-q", "HEAD", check=False).text
+        if head == self.ref:
+            raise StorageError(
+                f"{self.ref} is checked out in {self.repo_path}; Symbiote never touches your working tree: "
+                "switch to another branch"
+            )
+
+    def _sync(self, *, create: bool) -> None:
+        """Make the local branch equal to the remote's, publishing local-only commits first when possible."""
+        for attempt in range(self.push_retries + 1):
+            if attempt:
+                self._backoff(attempt)
+            local = self._tip = self._rev_parse(self.ref)
+            if self._remote is None:
+                if local is None and create:
+                    self._create_orphan()
+                return
+            remote_tip = self._fetch()
+            if remote_tip is not None:
+                self._verify_meta(remote_tip, where=f"remote '{self._remote}'")
+            if local == remote_tip:
+                if local is not None or not create:
+                    return
+                local = self._create_orphan()
+                if local is None:
+                    continue
+            elif remote_tip is None:
+                self._verify_meta(local)
+            elif local is None or self._is_ancestor(local, remote_tip):
+                if self._set_ref(remote_tip, local):
+                    return
+                continue
+            elif not self._is_ancestor(remote_tip, local):
+                self._verify_meta(local)
+                local = self._rebuild(local, remote_tip)
+                if local == remote_tip:
+                    return
+            if local is None:
+                continue
+            result = self._push(local)
+            if result.ok:
+                self._remote_tip = local
+                return
+            if not result.retryable:
+                if remote_tip is not None:
+                    self._abandon(local, remote_tip)
+                raise StorageError(f"push of {self.ref} to remote '{self._remote}' was refused: {result.reason}")
+            self.push_rejections += 1
+        raise StorageConflictError(f"{self.ref} could not be reconciled with remote '{self._remote}'")
+
+    def _create_orphan(self) -> str | None:
+        """Create the branch as a root commit holding only meta.json; None if someone created it first."""
+        data = dumps({"schema_version": SCHEMA_VERSION, "symbiote": True})
+        shas = self._write_blobs({META_PATH: data})
+        commit = self._commit(None, _Snapshot(None, {}), shas, "Create Symbiote storage")
+        if not self._set_ref(commit, None):
+            self._tip = self._rev_parse(self.ref)
+            return None
+        self.commits_made += 1
+        return commit
+
+    def _rebuild(self, local: str, remote_tip: str) -> str:
+        """Replay local-only changes on top of the remote when they touch other files, else drop them.
+
+        Dropping is safe: the cursor then stays behind and the hidden markers make
+        re-processing report ``already_done``. The dropped tip stays reachable from
+        ``refs/symbiote/unpushed/<branch>``.
+        """
+        merge_base = self._run("merge-base", local, remote_tip, check=False).text or None
+        base = self._snapshot(merge_base).files
+        mine = self._snapshot(local).files
+        theirs = self._snapshot(remote_tip).files
+        changed = {p: mine.get(p) for p in set(base) | set(mine) if base.get(p) != mine.get(p)}
+        changed = {p: sha for p, sha in changed.items() if theirs.get(p) != sha}
+        try:
+            for path in changed:
+                validate_path(path)
+        except StorageError:
+            self._abandon(local, remote_tip)  # not written by us: never replay it
+            return remote_tip
+        if not changed:
+            self._set_ref(remote_tip, local)
+            return remote_tip
+        remote_changed = {p for p in set(base) | set(theirs) if base.get(p) != theirs.get(p)}
+        if changed.keys() & remote_changed or META_PATH in changed:
+            self._abandon(local, remote_tip)
+            return remote_tip
+        snapshot = self._snapshot(remote_tip)
+        commit = self._commit(remote_tip, snapshot, changed, "Replay unpushed storage changes")
+        if not self._set_ref(commit, local):
+            raise StorageConflictError(f"{self.ref} moved while replaying unpushed changes")
+        self._remember(_Snapshot(commit, _apply(snapshot.files, changed)))
+        return commit
+
+    def _abandon(self, local: str, remote_tip: str) -> None:
+        """Keep ``local`` under refs/symbiote/unpushed/ and move the branch to the remote's state."""
+        backup = f"refs/symbiote/unpushed/{self.branch}"
+        self._run("update-ref", "-m", "symbiote: unpushed storage", backup, local, check=False)
+        log.warning("storage: unpushed commit %s of %s kept at %s; using the remote's state", local, self.ref, backup)
+        if not self._set_ref(remote_tip, local):
+            self._tip = self._rev_parse(self.ref)
+
+    def _verify_meta(self, tip: str | None, where: str = "") -> None:
+        """Refuse branches that are not ours and branches written by a newer Symbiote."""
+        if tip is None:
+            raise StorageError(f"{self.ref} does not exist")
+        snapshot = self._snapshot(tip)
+        suffix = f" on {where}" if where else ""
+        if META_PATH not in snapshot.files:
+            raise StorageError(
+                f"{self.ref} is not a Symbiote storage branch (no {META_PATH}){suffix}; "
+                "choose another branch with SYMBIOTE_STORAGE_BRANCH"
+            )
+        meta = self._load(snapshot, META_PATH)
+        if not isinstance(meta, dict) or meta.get("symbiote") is not True:
+            raise StorageError(
+                f'{self.ref} is not a Symbiote storage branch ({META_PATH} lacks "symbiote": true){suffix}'
+            )
+        version = self._meta_version(snapshot)
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{META_PATH} on {self.ref}{suffix} has schema_version {version}, newer than this Symbiote "
+                f"supports ({SCHEMA_VERSION}): upgrade symbiote"
+            )
+
+    def _meta_version(self, snapshot: _Snapshot) -> int:
+        meta = self._load(snapshot, META_PATH)
+        version = meta.get("schema_version") if isinstance(meta, dict) else None
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise StorageError(f"{META_PATH} on {self.ref} has no valid schema_version")
+        return version
+
+
+def _apply(files: Mapping[str, str], shas: Mapping[str, str | None]) -> dict[str, str]:
+    """The file listing after a commit, derived without asking git again."""
+    result = dict(files)
+    for path, sha in shas.items():
+        if sha is None:
+            result.pop(path, None)
+        else:
+            result[path] = sha
+    return result
+
+
+def _check_shape(files: Mapping[str, str], plan: Mapping[str, bytes | None]) -> None:
+    """A path cannot be both a file and a folder; say so instead of letting git fail obscurely."""
+    final = (set(files) - {p for p, d in plan.items() if d is None}) | {p for p, d in plan.items() if d is not None}
+    for path in (p for p, d in plan.items() if d is not None):
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in final:
+                raise StorageError(f"cannot store {path}: {'/'.join(parts[:depth])} is a file")
+        folder = path + "/"
+        if any(other.startswith(folder) for other in final):
+            raise StorageError(f"cannot store {path}: it is a folder")
+
+
+def iter_json(storage: Storage | StorageView, prefix: str) -> Iterable[tuple[str, Any]]:
+    """Every (path, parsed JSON) under ``prefix``; convenience for readers."""
+    for path in storage.list_paths(prefix):
+        yield path, storage.read_json(path)

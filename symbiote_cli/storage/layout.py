@@ -1,0 +1,198 @@
+"""The layout of the storage branch and typed access to it.
+
+``storage.Storage`` knows git; this module knows which file holds what. Every
+file carries ``schema_version``; per-concern, per-user and per-day files keep
+concurrent writers (several users, the worker and a poller) off each other's files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import ValidationError
+
+from symbiote_cli.core.errors import StorageError
+from symbiote_cli.core.models import Cursor, ProcessedEvent, RegistryEntry, Session, valid_login
+
+if TYPE_CHECKING:
+    from symbiote_cli.core.privacy import Sealer
+
+SCHEMA_VERSION = 1
+REGISTRY = "registry.json"
+
+
+class Reader(Protocol):
+    """What both ``Storage`` and the view given to ``Storage.update`` offer."""
+
+    def read_json(self, path: str) -> Any | None: ...
+
+    def list_paths(self, prefix: str) -> list[str]: ...
+
+
+def user_dir(user: str) -> str:
+    return f"users/{valid_login(user).lower()}"
+
+
+def cursor_path(user: str) -> str:
+    return f"{user_dir(user)}/cursor.json"
+
+
+def session_path(user: str) -> str:
+    return f"{user_dir(user)}/session.json"
+
+
+def events_dir(user: str) -> str:
+    return f"{user_dir(user)}/events"
+
+
+def day_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
+
+
+def events_path(user: str, day: str) -> str:
+    return f"{events_dir(user)}/{day}.json"
+
+
+def inbox_dir(user: str) -> str:
+    return f"{user_dir(user)}/inbox"
+
+
+def inbox_path(user: str, state_id: str) -> str:
+    return f"{inbox_dir(user)}/{state_id}.json"
+
+
+def outbox_path(state_id: str) -> str:
+    return f"outbox/{state_id}.json"
+
+
+def _model(reader: Reader, path: str, model: type[Any]) -> Any | None:
+    data = reader.read_json(path)
+    if data is None:
+        return None
+    if isinstance(data, dict):
+        _check_version(path, data)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise StorageError(
+            f"{path} on the storage branch is not a valid {model.__name__}: {exc.error_count()} errors"
+        ) from None
+
+
+def _check_version(path: str, data: Mapping[str, Any]) -> None:
+    version = data.get("schema_version", 1)
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        from symbiote_cli.core.errors import SchemaVersionError
+
+        raise SchemaVersionError(
+            f"{path} has schema_version {version}, newer than this Symbiote ({SCHEMA_VERSION}): upgrade Symbiote"
+        )
+
+
+def load_cursor(reader: Reader, user: str) -> Cursor | None:
+    cursor: Cursor | None = _model(reader, cursor_path(user), Cursor)
+    return cursor
+
+
+def load_session(reader: Reader, user: str) -> Session | None:
+    session: Session | None = _model(reader, session_path(user), Session)
+    return session
+
+
+def load_registry(reader: Reader) -> dict[str, RegistryEntry]:
+    data = reader.read_json(REGISTRY)
+    if not isinstance(data, dict):
+        return {}
+    _check_version(REGISTRY, data)
+    repos = data.get("repos", {})
+    out: dict[str, RegistryEntry] = {}
+    if isinstance(repos, dict):
+        for key, value in repos.items():
+            try:
+                out[str(key)] = RegistryEntry.model_validate(value)
+            except ValidationError:
+                continue
+    return out
+
+
+def registry_json(entries: Mapping[str, RegistryEntry]) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "repos": {k: v.model_dump(mode="json") for k, v in sorted(entries.items())},
+    }
+
+
+def load_day(reader: Reader, path: str) -> dict[str, Any]:
+    data = reader.read_json(path)
+    if not isinstance(data, dict):
+        return {}
+    _check_version(path, data)
+    events = data.get("events", {})
+    return dict(events) if isinstance(events, dict) else {}
+
+
+def day_json(events: Mapping[str, Any]) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "events": dict(events)}
+
+
+def merge_events(
+    reader: Reader, user: str, records: Iterable[ProcessedEvent], sealer: Sealer | None
+) -> dict[str, Any]:
+    """Changes that add ``records`` to their day files (private ones protected)."""
+    from symbiote_cli.core.privacy import protect_record
+
+    by_day: dict[str, list[ProcessedEvent]] = {}
+    for record in records:
+        by_day.setdefault(day_of(record.processed_at), []).append(record)
+    changes: dict[str, Any] = {}
+    for day, items in by_day.items():
+        path = events_path(user, day)
+        existing = load_day(reader, path)
+        for record in items:
+            existing[record.event_id] = protect_record(record, sealer).model_dump(mode="json", exclude_none=True)
+        changes[path] = day_json(existing)
+    return changes
+
+
+def check_key(reader: Reader, user: str, sealer: Sealer | None) -> None:
+    """Refuse a ``SYMBIOTE_STORAGE_KEY`` that cannot open the user's newest sealed record.
+
+    Polling with a wrong key would seal new records with it: unreadable with the right key.
+    """
+    if sealer is None:
+        return
+    for path in sorted(reader.list_paths(events_dir(user)), reverse=True):
+        for record in load_day(reader, path).values():
+            if isinstance(record, dict) and isinstance(record.get("sealed"), str):
+                sealer.unseal(record["sealed"], where=f"the sealed records in {path}")
+                return
+
+
+def list_processed(
+    reader: Reader, user: str, *, sealer: Sealer | None = None, limit: int | None = None, since: float | None = None
+) -> list[ProcessedEvent]:
+    """Processed events of ``user``, newest first (private ones revealed only with the key)."""
+    from symbiote_cli.core.privacy import reveal_record
+
+    out: list[ProcessedEvent] = []
+    days = sorted((p for p in reader.list_paths(events_dir(user)) if p.endswith(".json")), reverse=True)
+    for path in days:
+        if since is not None and path.rsplit("/", 1)[-1][:-5] < day_of(since):
+            break
+        day = load_day(reader, path)
+        records = []
+        for value in day.values():
+            try:
+                records.append(reveal_record(ProcessedEvent.model_validate(value), sealer))
+            except ValidationError:
+                continue
+        records.sort(key=lambda r: (r.processed_at, int(r.event_id)), reverse=True)
+        for record in records:
+            if since is not None and record.processed_at < since:
+                continue
+            out.append(record)
+            if limit is not None and len(out) >= limit:
+                return out
+    return out
