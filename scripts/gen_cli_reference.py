@@ -44,10 +44,10 @@ def _commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[st
 
 def help_text(args: list[str]) -> str:
     """``symbiote ARGS --help`` as plain text at a fixed width."""
-    from typer import rich_utils
-    from typer.testing import CliRunner
+    from typer import rich_utils  # noqa: PLC0415  imported after the caller fixed the terminal width (COLUMNS)
+    from typer.testing import CliRunner  # noqa: PLC0415  imported after the caller fixed the terminal width (COLUMNS)
 
-    from symbiote_cli.cli.app import app
+    from symbiote_cli.cli.app import app  # noqa: PLC0415  imported after the caller fixed the terminal width (COLUMNS)
 
     saved = (rich_utils.MAX_WIDTH, rich_utils.FORCE_TERMINAL, rich_utils.COLOR_SYSTEM)
     rich_utils.MAX_WIDTH, rich_utils.FORCE_TERMINAL, rich_utils.COLOR_SYSTEM = WIDTH, False, None
@@ -68,9 +68,9 @@ def help_text(args: list[str]) -> str:
 
 def command_paths(*, groups: bool = True) -> list[tuple[str, ...]]:
     """Every command's path (``("store", "gc")``); without ``groups``, only runnable commands."""
-    import typer
+    import typer  # noqa: PLC0415  imported after the caller fixed the terminal width (COLUMNS)
 
-    from symbiote_cli.cli.app import app
+    from symbiote_cli.cli.app import app  # noqa: PLC0415  imported after the caller fixed the terminal width (COLUMNS)
 
     return [
         path

@@ -27,6 +27,7 @@ import sysconfig
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -277,8 +278,6 @@ def _outer_site_dirs() -> list[str]:
 def _installer(temp: Path) -> Path:
     """A stand-in for ``pip install PATH``, run by the new venv's python: makes the package at PATH
     and this interpreter's packages importable and writes the ``symbiote`` console script."""
-    from importlib.metadata import entry_points
-
     [script] = [ep for ep in entry_points(group="console_scripts") if ep.name == "symbiote"]
     module, func = script.value.split(":")
     installer = temp / "offline_install.py"

@@ -18,8 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import github.Auth
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from fakegithub import FakeGitHub
 
 from symbiote_cli.core.clock import FakeClock
@@ -38,9 +42,6 @@ CLI = [sys.executable, "-m", "symbiote_cli"]
 
 
 def _rsa_pair() -> tuple[str, str]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -100,8 +101,6 @@ def authorization(request: Any) -> tuple[str, str]:
 
 
 def test_private_key_from_text_escaped_text_or_a_file(app_key: tuple[str, str], tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
     private = app_key[0]
     path = tmp_path / "app.pem"
     path.write_text(private, encoding="utf-8")
@@ -208,8 +207,6 @@ class Shift:
     clock forward together by ``seconds``."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, fake: FakeGitHub) -> None:
-        import github.Auth
-
         self.seconds = 0.0
         shift = self
 

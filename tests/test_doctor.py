@@ -29,7 +29,10 @@ except ImportError:
     from fakegithub import FakeGitHub, Response, _Ctx, _not_found  # type: ignore[no-redef]
     from openapi import github_dir  # type: ignore[no-redef]
 
-from symbiote_cli.flows.doctor import (
+from symbiote_cli.cli.commands.doctor import render_table
+from symbiote_cli.settings import Settings
+from symbiote_cli.storage.branch import Storage
+from symbiote_cli.wiring.doctor import (
     EXPECTED_WORKFLOWS,
     Check,
     Doctor,
@@ -37,11 +40,8 @@ from symbiote_cli.flows.doctor import (
     all_passed,
     http_get_json,
     json_report,
-    render_table,
     token_kind,
 )
-from symbiote_cli.settings import Settings
-from symbiote_cli.storage.branch import Storage
 
 SPEC = github_dir() / "openapi-subset.json"  # has the workflow schema (tests/data/README.md)
 # Doctor reads two endpoints the common fake lacks yet (ActionsFake adds them; the subset describes both).

@@ -15,6 +15,11 @@ from typing import Any
 import pytest
 from fakegithub import FakeGitHub
 
+from symbiote_cli.core import sessions
+from symbiote_cli.core.privacy import generate_key
+from symbiote_cli.storage import layout as state
+from symbiote_cli.storage.branch import Storage
+
 CLI = [sys.executable, "-m", "symbiote_cli"]
 
 
@@ -132,8 +137,6 @@ def test_private_repo_data_absent_from_branch(cli: Runner, bare_origin: Path) ->
 
 
 def test_sealed_private_records_readable_only_with_the_key(cli: Runner) -> None:
-    from symbiote_cli.core.privacy import generate_key
-
     key = generate_key()
     fake = cli.fake
     fake.add_repo("octo/hush", private=True)
@@ -271,3 +274,28 @@ def test_duration_ends_the_run(cli: Runner) -> None:
     done = cli("poll", "--duration", "1s", "--interval", "0.3")
     assert done.returncode == 0, done.stderr
     assert "deadline reached" in done.stdout
+
+
+def test_store_gc_expires_silent_sessions_and_leaves_a_damaged_one(cli: Runner) -> None:
+    """``store gc`` is the worker's gc: a silent session is written as expired, a session file that
+    does not parse is left for a human (not a crash), and event days past retention go."""
+    now = time.time()
+    silent = sessions.new_session("octo", "local", now - 86400, deadline_s=None, session_id="silent")
+    old_day = state.events_path("octo", state.day_of(now - 60 * 86400))
+    seed = {
+        state.session_path("octo"): silent.model_dump(mode="json"),
+        state.session_path("bob"): {"schema_version": 1, "id": 5},
+        old_day: state.day_json({}),
+    }
+    with Storage(cli.fork) as storage:
+        storage.update(lambda _view: seed, "test: seed")
+    done = cli("store", "gc")
+    assert done.returncode == 0, done.stderr
+    assert "removed 1 files" in done.stdout
+    assert old_day in done.stdout
+    stored = json.loads(cli("store", "get", state.session_path("octo")).stdout)
+    assert stored["status"] == "expired"
+    assert json.loads(cli("store", "get", state.session_path("bob")).stdout) == {"schema_version": 1, "id": 5}
+    again = cli("store", "gc")
+    assert again.returncode == 0, again.stderr
+    assert "removed 0 files" in again.stdout

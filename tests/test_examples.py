@@ -20,8 +20,9 @@ import pytest
 
 from symbiote_cli.core.models import ActionKind, AuthMode, Event, Route
 from symbiote_cli.core.rules import RulesPlanner
-from symbiote_cli.core.rulesfile import explain_events, load_rules_file
+from symbiote_cli.core.rulesfile import load_rules_file
 from symbiote_cli.settings import Settings
+from symbiote_cli.wiring import explain_events
 
 try:
     from .openapi import github_dir

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import vcr
+import yaml
 from cassettes import API, COMMENTS_PATH, EVENTS_ETAG, ORG, RATE_RESET, build_all, scenario
 from vcr.errors import CannotOverwriteExistingCassetteException
 
@@ -66,8 +67,6 @@ def client() -> GitHubClient:
 
 
 def test_the_cassettes_are_made_from_the_fixtures(cassette_dir: dict[str, Path]) -> None:
-    import yaml
-
     for name, path in cassette_dir.items():
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         assert data["version"] == 1, name
@@ -229,8 +228,6 @@ def test_no_network_beyond_the_cassette(player: Any, client: GitHubClient) -> No
 
 
 def test_cassette_bodies_are_the_recorded_json(cassette_dir: dict[str, Path]) -> None:
-    import yaml
-
     data = yaml.safe_load(cassette_dir["get-repository"].read_text(encoding="utf-8"))
     [recorded] = scenario("get-repository")
     assert json.loads(data["interactions"][0]["response"]["body"]["string"]) == recorded["response"]

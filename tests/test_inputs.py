@@ -9,6 +9,8 @@ import pytest
 
 from symbiote_cli.core.errors import InputError, SignatureError
 from symbiote_cli.core.inputs import InputsForm, inputs_form, parse_events, parse_request
+from symbiote_cli.settings import Settings
+from symbiote_cli.wiring import act_from_inputs
 
 EVENT = {
     "id": "40000000001",
@@ -114,9 +116,6 @@ def test_inputs_form_is_told_by_which_inputs_are_set() -> None:
 def test_kernel_inputs_without_a_signature_say_the_signature_is_missing(
     inputs: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from symbiote_cli.flows.act import act_from_inputs
-    from symbiote_cli.settings import Settings
-
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SignatureError) as info:
         act_from_inputs(Settings(), "INPUTS", {"INPUTS": json.dumps(inputs)})

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import brotli
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from symbiote_cli.core import kernel
 from symbiote_cli.core.errors import ConfigError, InputError, SignatureError, SymbioteError
@@ -63,9 +69,6 @@ def change_one_char(value: str) -> str:
 
 @pytest.fixture(scope="module")
 def other_private_pem() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -73,8 +76,6 @@ def other_private_pem() -> str:
 
 
 def public_pem_of(private_pem: str) -> str:
-    from cryptography.hazmat.primitives import serialization
-
     key = serialization.load_pem_private_key(private_pem.encode(), password=None)
     return (
         key.public_key()
@@ -177,7 +178,6 @@ def test_kernel_token_is_rejected_before_its_hour(now: float) -> None:
 
 def test_wall_clock_default_reports_expired() -> None:
     # Without an injected clock the real time (after 2026-01-01T01:00Z) applies.
-    import time
 
     if time.time() < IAT + 3600 + 60:
         pytest.skip("the wall clock is not past the vector's hour")
@@ -300,8 +300,6 @@ def test_token_signed_by_another_key_is_rejected(other_private_pem: str) -> None
 
 
 def _custom_token(claims: dict[str, Any], private_key: str = PRIVATE, algorithm: str = "RS256") -> str:
-    import jwt
-
     base = {
         "iss": kernel.KERNEL_TOKEN_ISSUER,
         "aud": kernel.KERNEL_TOKEN_AUDIENCE,
@@ -440,15 +438,11 @@ def test_encode_decode_round_trip(value: Any) -> None:
 
 
 def test_encoded_output_is_brotli_of_compact_json() -> None:
-    import brotli
-
     raw = brotli.decompress(base64.b64decode(kernel.encode_output({"a": "é", "b": [1]})))
     assert raw.decode("utf-8") == '{"a":"é","b":[1]}'
 
 
 def test_decompression_bomb_is_refused() -> None:
-    import brotli
-
     bomb = base64.b64encode(brotli.compress(b"\0" * (kernel.MAX_DECOMPRESSED_BYTES + 1024 * 1024))).decode()
     assert len(bomb) < 100_000
     with pytest.raises(InputError, match="too large"):
@@ -524,9 +518,6 @@ def test_bad_public_key_is_a_config_error(bad: str) -> None:
 
 
 def test_weak_public_key_is_refused() -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()  # noqa: S505 - weak on purpose
     curve = ec.generate_private_key(ec.SECP256R1()).public_key()
     for key in (small, curve):
@@ -604,8 +595,6 @@ def test_auth_token_never_appears_in_the_request_repr() -> None:
 
 
 def test_plugin_manifest() -> None:
-    import re
-
     manifest = kernel.plugin_manifest(short_name="owner/symbiote@main", homepage_url="https://x.dev")
     assert manifest["name"] == "Symbiote"
     assert manifest["ubiquity:listeners"] == ["issue_comment.created", "issues.opened", "pull_request.opened"]

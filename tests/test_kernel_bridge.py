@@ -18,14 +18,26 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fakegithub import FakeGitHub
+from github import Auth, GithubIntegration
 from openapi import data_dir
 
 from symbiote_cli.core import kernel
+from symbiote_cli.core.clock import FakeClock
+from symbiote_cli.core.kernel import KernelRequest
+from symbiote_cli.core.models import ActionKind, ActionRequest, ActionResult, ActionStatus
+from symbiote_cli.flows.act import act_once
+from symbiote_cli.flows.inbox import Outcome, outbox_json
+from symbiote_cli.flows.kernel_requests import act_on_kernel_request
+from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import transactions
 
 VECTOR_PATH = data_dir() / "ubiquity-os" / "kernel-signature-vector.json"
 VECTOR: dict[str, Any] = json.loads(VECTOR_PATH.read_text(encoding="utf-8"))
@@ -50,9 +62,6 @@ KERNEL_KEYS = (
 
 
 def _rsa_pair() -> tuple[str, str]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -131,8 +140,6 @@ class Kernel:
 
 @pytest.fixture
 def kernel_app(fake_github: FakeGitHub) -> Kernel:
-    from github import Auth, GithubIntegration
-
     private, public = _rsa_pair()
     fake_github.set_app(KERNEL_APP_ID, public, slug="ubiquity-os")
     fake_github.add_repo(PLUGIN_REPO, kernel_installed=True)
@@ -438,3 +445,90 @@ def test_own_form_bad_inputs_exit_2(act: Act, bare_origin: Path, raw: str, reaso
     assert reason in done.stderr
     assert not writes(act)
     assert "result of state" not in storage_log(bare_origin)
+
+
+# --------------------------------------------------------------------------- one result per state id
+
+
+class MemoryBranch:
+    """The storage branch in memory: ``update`` applies a transaction as ``Storage.update`` does."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, Any] = {}
+
+    def read_json(self, path: str) -> Any | None:
+        value = self.files.get(path)
+        return json.loads(json.dumps(value)) if value is not None else None
+
+    def list_paths(self, prefix: str = "") -> list[str]:
+        return sorted(p for p in self.files if p.startswith(prefix))
+
+    def update(self, mutate: Callable[[Any], dict[str, Any]], message: str) -> str | None:
+        changes = mutate(self)
+        for path, value in changes.items():
+            if value is None:
+                self.files.pop(path, None)
+            else:
+                self.files[path] = json.loads(json.dumps(value))
+        return "sha" if changes else None
+
+
+class RacingExecutor:
+    """Acts, and while it does, another run of the same state id stores its result first."""
+
+    dry_run = False
+
+    def __init__(self, branch: MemoryBranch, state_id: str) -> None:
+        self.branch = branch
+        self.state_id = state_id
+
+    def execute(self, request: Any, since: str | None = None) -> Any:
+        def done(detail: str) -> ActionResult:
+            return ActionResult(
+                idempotency_key=request.idempotency_key, kind=request.kind, repo=request.repo,
+                status=ActionStatus.DONE, detail=detail, at=1.0,
+            )
+
+        first = outbox_json("octo", Outcome(self.state_id, done("the other run"), None, private=False), None, 1.0)
+        self.branch.update(partial(transactions.record_outcome, state_id=self.state_id, record=first), "other run")
+        return done("this run")
+
+
+@pytest.mark.parametrize("flow", ["kernel", "act"])
+def test_a_second_outcome_for_the_same_state_id_keeps_the_first(flow: str) -> None:
+    """Two runs of one state id racing: the result stored first stays (the kernel bridge overwrote it)."""
+    branch = MemoryBranch()
+    executor = RacingExecutor(branch, "race-1")
+    request = ActionRequest(
+        kind=ActionKind.COMMENT, repo="octo/hello", issue_number=1, body="hi", idempotency_key="k-1"
+    )
+    if flow == "kernel":
+
+        class Planner:
+            def plan(self, event: Any, user: str) -> list[ActionRequest]:
+                return [request]
+
+        req = KernelRequest(
+            state_id="race-1",
+            event_name="issues.opened",
+            payload={
+                "action": "opened",
+                "issue": {"number": 1},
+                "repository": {"full_name": "octo/hello", "id": 1, "private": False},
+                "sender": {"login": "octo", "id": 1},
+            },
+            auth_token="ghs_unused",  # not a secret, never sent
+            ref="main",
+        )
+        outcome = act_on_kernel_request(
+            req, user="octo", storage=branch, executor=executor, planner=Planner(),  # type: ignore[arg-type]
+            sealer=None, clock=FakeClock(2.0),
+        )
+    else:
+        outcome = act_once(
+            request, executor=executor, clock=FakeClock(2.0), state_id="race-1",  # type: ignore[arg-type]
+            storage=branch, owner=lambda: "octo",  # type: ignore[arg-type]
+        )
+    assert outcome.result.detail == "this run"
+    stored = branch.read_json(state.outbox_path("race-1"))
+    assert stored["result"]["detail"] == "the other run"

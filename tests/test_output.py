@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
 
-from symbiote_cli.cli.output import REDACT, Redactor, setup_logging
+from symbiote_cli.cli.output import ActionsObserver, setup_logging
+from symbiote_cli.core.models import ActionRequest, ActionResult, Event, RouteDecision
+from symbiote_cli.core.redaction import REDACT, Redactor
+from symbiote_cli.flows.poll import CycleReport
 
 
 def test_redactor_masks_longest_first() -> None:
@@ -43,11 +47,6 @@ def test_library_chatter_is_quiet_unless_debug(capsys: pytest.CaptureFixture[str
 
 
 def test_actions_observer_groups_cycles_and_annotates(capsys: pytest.CaptureFixture[str]) -> None:
-    import io
-
-    from symbiote_cli.cli.output import ActionsObserver
-    from symbiote_cli.core.models import ActionRequest, ActionResult, Event, RouteDecision
-    from symbiote_cli.flows.poll import CycleReport
 
     stream = io.StringIO()
     observer = ActionsObserver(stream=stream)

@@ -18,7 +18,7 @@ from symbiote_cli.flows.poll import Poller
 from symbiote_cli.settings import Settings
 from symbiote_cli.storage import layout as state
 from symbiote_cli.storage.branch import Storage
-from symbiote_cli.wiring import PollRequest, build_poller
+from symbiote_cli.wiring import PollRequest, build_poller, make_client
 
 
 def settings_for(fake: FakeGitHub, fork: Path, **extra: Any) -> Settings:
@@ -42,8 +42,6 @@ def make_poller(
     req: PollRequest | None = None,
     **extra: Any,
 ) -> tuple[Poller, Recorder, FakeClock]:
-    from symbiote_cli.wiring import make_client
-
     clock = clock or FakeClock()
     settings = settings_for(fake, fork, **extra)
     storage = Storage(fork, clock=clock).open()

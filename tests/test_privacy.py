@@ -13,6 +13,7 @@ from symbiote_cli.core.models import ActionKind, ActionResult, ActionStatus, Pro
 from symbiote_cli.core.privacy import Sealer, generate_key, is_repo_key, protect_record, repo_key, reveal_record
 from symbiote_cli.settings import Settings
 from symbiote_cli.storage.branch import Storage, StorageView
+from symbiote_cli.wiring import make_sealer
 
 SECRET_REPO = "Acme-Corp/secret-plans"
 SECRET_TITLE = "Quarterly layoffs list"
@@ -107,15 +108,15 @@ def test_key_rotation_old_then_new_and_old_then_new_only() -> None:
         Sealer([old]).unseal(rotated)
 
 
-def test_from_settings() -> None:
+def test_make_sealer() -> None:
     key = generate_key()
-    assert Sealer.from_settings(settings_with_key(None)) is None
-    assert Sealer.from_settings(settings_with_key("")) is None
-    assert Sealer.from_settings(settings_with_key(" , ")) is None
-    sealer = Sealer.from_settings(settings_with_key(key))
+    assert make_sealer(settings_with_key(None)) is None
+    assert make_sealer(settings_with_key("")) is None
+    assert make_sealer(settings_with_key(" , ")) is None
+    sealer = make_sealer(settings_with_key(key))
     assert sealer is not None
     assert sealer.unseal(sealer.seal([1])) == [1]
-    two = Sealer.from_settings(settings_with_key(f"{generate_key()},{key}"))
+    two = make_sealer(settings_with_key(f"{generate_key()},{key}"))
     assert two is not None
     assert two.key_count == 2
 
@@ -124,7 +125,7 @@ def test_from_settings() -> None:
 def test_invalid_key_names_the_variable_never_the_value(bad: str) -> None:
     good = generate_key()
     with pytest.raises(ConfigError) as info:
-        Sealer.from_settings(settings_with_key(f"{good},{bad}"))
+        make_sealer(settings_with_key(f"{good},{bad}"))
     message = str(info.value)
     assert "SYMBIOTE_STORAGE_KEY" in message
     assert "key #2" in message

@@ -39,17 +39,20 @@ from test_reliability_support import (
     verify,
 )
 
+from symbiote_cli.cli import app as cli
+from symbiote_cli.cli.commands import common
 from symbiote_cli.core.clock import FakeClock
 from symbiote_cli.core.models import MARKER_PREFIX, Event, Route
 from symbiote_cli.core.pacing import WriteBudget
 from symbiote_cli.core.routing import RoutingContext, route_event
-from symbiote_cli.core.rules import DefaultRules, is_sensitive, summarize
+from symbiote_cli.core.rules import DefaultRules, RulesPlanner, is_sensitive, summarize
 from symbiote_cli.core.rulesfile import load_rules_file
 from symbiote_cli.flows.execute import Executor
 from symbiote_cli.flows.poll import Poller, PollOptions
 from symbiote_cli.github.client import EventsPage, RateInfo
 from symbiote_cli.github.registry import KernelRegistry
 from symbiote_cli.storage import layout as state
+from symbiote_cli.storage.branch import Storage
 
 CLI = [sys.executable, "-m", "symbiote_cli"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,8 +75,6 @@ def invoke(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> Callable[..., Invoked]:
     """``invoke(*args, stdin=bytes, env={})``: run the CLI's ``main`` in this process."""
-    from symbiote_cli.cli import app as cli
-
     for name in list(os.environ):
         if name.startswith(("SYMBIOTE_", "GITHUB_", "GH_")):
             monkeypatch.delenv(name)
@@ -90,7 +91,7 @@ def invoke(
             monkeypatch.setenv(key, value)
         monkeypatch.setattr(sys, "argv", ["symbiote", *args])
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
-        monkeypatch.setattr(cli, "_DEBUG", False)
+        monkeypatch.setattr(common, "_DEBUG", False)
         capsys.readouterr()
         with pytest.raises(SystemExit) as exited:
             cli.main()
@@ -210,8 +211,6 @@ def test_bad_events_are_one_line_and_exit_2(name: str, command: tuple[str, ...],
 @pytest.fixture
 def storage_fork(fork: Path, bare_origin: Path, invoke: Any) -> Path:
     """``fork`` with a storage branch on its origin (so 'nothing written' can be checked)."""
-    from symbiote_cli.storage.branch import Storage
-
     Storage(fork).open().close()
     assert branch_tip(bare_origin) is not None
     return fork
@@ -607,8 +606,6 @@ RULES = [DefaultRules(), *(load_rules_file(p) for p in sorted((ROOT / "examples"
 def test_routing_is_total_and_plans_carry_no_smuggled_marker(
     type_: str, login: str, payload: dict[str, Any], public: bool, owner: str, kernel: bool
 ) -> None:
-    from symbiote_cli.core.rules import RulesPlanner
-
     item = Event.model_validate({
         "id": "40000000001", "type": type_, "actor": {"login": login}, "repo": {"name": f"{owner}/repo"},
         "payload": payload, "public": public,

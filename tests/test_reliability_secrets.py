@@ -16,6 +16,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -270,8 +271,6 @@ def test_private_repos_are_never_in_clear_in_any_history(
 
 
 def day() -> str:
-    import time
-
     return time.strftime("%Y-%m-%d.json", time.gmtime())
 
 

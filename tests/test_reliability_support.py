@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import subprocess
 import threading
 import time
@@ -390,8 +391,6 @@ def spin(poller: Poller, clock: Any, seconds: float, interval: float = 60.0) -> 
 
 def new_fake(clock: SimClock | None = None, **kwargs: Any) -> FaultyGitHub:
     """A started FaultyGitHub with user octo (canary token) and the public repo octo/hello."""
-    import secrets
-
     fake = FaultyGitHub(now=clock.now if clock else None, **kwargs).start()
     token = "ghp_canary_" + secrets.token_hex(12)
     fake.add_user(USER, token)

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fakegithub import FakeGitHub
 
 from symbiote_cli.core.models import RegistryEntry
@@ -167,9 +169,6 @@ def test_with_a_token_route_looks_up_like_poll_and_caches_the_answer(route: Rout
 
 
 def test_the_app_installation_lookup_is_used_as_poll_uses_it(route: Route, bare_origin: Path, tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

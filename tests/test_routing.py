@@ -8,10 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from symbiote_cli.core.clock import FakeClock
 from symbiote_cli.core.models import Event, RegistryEntry, Route
 from symbiote_cli.core.privacy import repo_key
 from symbiote_cli.core.routing import RoutingContext, handler_names, registry_key, route_event
 from symbiote_cli.core.rules import DefaultRules, is_sensitive, summarize
+from symbiote_cli.github.registry import KernelRegistry
+from symbiote_cli.storage import layout as state
+from symbiote_cli.storage.transactions import merge_registry
 
 
 def make_event(
@@ -165,9 +169,6 @@ def test_unknown_kernel_status_is_said_not_hidden_behind_the_fallback_route() ->
 
 
 def _registry(entries: dict[str, RegistryEntry] | None = None, **kwargs: Any) -> Any:
-    from symbiote_cli.core.clock import FakeClock
-    from symbiote_cli.github.registry import KernelRegistry
-
     return KernelRegistry(None, FakeClock(start=10_000.0), entries=entries, ttl=100.0, **kwargs)
 
 
@@ -192,9 +193,6 @@ def test_a_registry_without_a_client_only_reads_its_cache() -> None:
 
 
 def test_registry_changes_merge_keeping_the_newer_lookup() -> None:
-    from symbiote_cli.github.registry import merged
-    from symbiote_cli.storage import layout as state
-
     class View:
         def __init__(self, data: Any) -> None:
             self.data = data
@@ -209,6 +207,6 @@ def test_registry_changes_merge_keeping_the_newer_lookup() -> None:
     older = RegistryEntry(repo="octo/a", kernel=False, source="older", checked_at=10.0)
     other = RegistryEntry(repo="octo/b", kernel=False, source="b", checked_at=5.0)
     view = View(state.registry_json({"octo/a": newer}))
-    repos = merged(view, {"octo/a": older, "octo/b": other})[state.REGISTRY]["repos"]
+    repos = merge_registry(view, {"octo/a": older, "octo/b": other})[state.REGISTRY]["repos"]
     assert repos["octo/a"]["source"] == "newer"
     assert repos["octo/b"]["source"] == "b"

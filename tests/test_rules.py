@@ -32,15 +32,9 @@ from symbiote_cli.core.rules import (
     is_sensitive,
     summarize,
 )
-from symbiote_cli.core.rulesfile import (
-    RulesFileError,
-    explain_events,
-    fork_repo,
-    load_planner,
-    parse_rules,
-    rules_path,
-)
+from symbiote_cli.core.rulesfile import RulesFileError, parse_rules
 from symbiote_cli.settings import Settings
+from symbiote_cli.wiring import explain_events, fork_repo, load_planner, rules_path
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,6 +13,7 @@ from pydantic import AliasChoices
 
 from symbiote_cli.core.errors import ConfigError, ExitCode
 from symbiote_cli.settings import LogLevel, Settings, load_settings
+from symbiote_cli.wiring import make_client
 
 TOKEN = "ghp_canary_settings_0123456789"
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,8 +24,6 @@ ASSIGNMENT = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    import os
-
     for name in list(os.environ):
         if name.startswith(("SYMBIOTE_", "GH_", "GITHUB_")) or name == "LOG_LEVEL":
             monkeypatch.delenv(name)
@@ -68,8 +67,6 @@ def test_github_token_fallback_is_named(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_github_token_fallback_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    from symbiote_cli.wiring import make_client
-
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     with caplog.at_level("WARNING"):
         make_client(load_settings())

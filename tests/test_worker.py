@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import secrets
 import subprocess
 import threading
@@ -19,19 +20,26 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+import schemathesis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from pydantic import SecretStr
+from schemathesis import GenerationMode
+from schemathesis.core import NOT_SET
 
 from symbiote_cli.core import sessions, signing
+from symbiote_cli.core.clock import SystemClock
 from symbiote_cli.core.kernel import sign_inputs
-from symbiote_cli.core.models import ActionRequest, Session
-from symbiote_cli.core.privacy import generate_key, repo_key
+from symbiote_cli.core.models import ActionRequest, ProcessedEvent, Route, Session
+from symbiote_cli.core.privacy import Sealer, generate_key, repo_key
 from symbiote_cli.settings import Settings
 from symbiote_cli.storage import layout as state
 from symbiote_cli.storage.branch import Storage
@@ -170,8 +178,6 @@ class World:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import os
-
     for name in list(os.environ):
         if name.startswith(("SYMBIOTE_", "GITHUB_", "GH_")):
             monkeypatch.delenv(name, raising=False)
@@ -639,7 +645,6 @@ def test_invalid_state_requests_are_422_and_write_nothing(
 ) -> None:
     api = world.app()
     tip = origin_tip(world.origin)
-    from urllib.parse import quote
 
     response = api.signed_post(f"/state/{quote(state_id, safe='')}", payload)
     assert response.status_code == 422, response.text
@@ -733,8 +738,6 @@ def test_kernel_form_is_verified_and_acted_on_once(world: World, vector: dict[st
 
 
 def test_kernel_form_with_attestation_token(world: World, vector: dict[str, Any]) -> None:
-    from symbiote_cli.core.clock import SystemClock
-
     class InsideTheTokensHour(SystemClock):
         def now(self) -> float:
             return 1_767_225_600.0 + 600
@@ -756,9 +759,6 @@ def test_kernel_form_rejections_are_400(world: World, vector: dict[str, Any], va
     if variant == "tampered":
         inputs["eventName"] = "issues.opened"
     elif variant == "resigned_by_other":
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -964,8 +964,6 @@ def test_storage_events_paging_and_privacy(world: World) -> None:
         assert response.status_code == 422, bad
         assert response.json()["error"] == "invalid_request"
     # a private record stays redacted without the key, is readable with it
-    from symbiote_cli.core.models import ProcessedEvent, Route
-    from symbiote_cli.core.privacy import Sealer
 
     key = generate_key()
     record = ProcessedEvent(
@@ -1059,8 +1057,6 @@ def test_openapi_describes_every_endpoint(world: World) -> None:
 
 def _fuzz(operation: Any, mode: Any, client: TestClient, seen: dict[str, set[int]], texts: list[str]) -> None:
     """Each generated case three ways: unauthenticated, with the bearer token, and HMAC-signed."""
-    from schemathesis.core import NOT_SET
-
     label = operation.label
 
     @given(case=operation.as_strategy(generation_mode=mode))
@@ -1092,9 +1088,6 @@ def _fuzz(operation: Any, mode: Any, client: TestClient, seen: dict[str, set[int
 
 def test_schemathesis_finds_no_server_error(world: World) -> None:
     """Positive and negative cases for every operation, unauthenticated and with the bearer token."""
-    import schemathesis
-    from schemathesis import GenerationMode
-
     app = create_app(world.make_settings(interval=30.0), gc_interval=None, resume=False)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     client = TestClient(app)

@@ -19,13 +19,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from symbiote_cli.cli.output import REDACT, LineObserver
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from symbiote_cli.cli.output import LineObserver
 from symbiote_cli.core.models import ActionRequest, ActionResult, ActionStatus, Event, RouteDecision
+from symbiote_cli.core.privacy import repo_key
+from symbiote_cli.core.redaction import REDACT
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
-    from rich.live import Live
-
     from symbiote_cli.flows.poll import CycleReport, Observer
     from symbiote_cli.github.client import GitHubClient, RateInfo
 
@@ -102,8 +109,6 @@ class LiveObserver:
         now: Callable[[], float] = time.time,
         live: bool = True,
     ) -> None:
-        from rich.console import Console
-
         self.console = console or Console()
         self.client = client
         self.reveal_private = reveal_private
@@ -133,8 +138,6 @@ class LiveObserver:
     def start(self) -> None:
         if self._live is not None or not self.use_live:
             return
-        from rich.live import Live
-
         self._live = Live(
             get_renderable=self.render,
             console=self.console,
@@ -191,12 +194,7 @@ class LiveObserver:
 
     def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None:
         hidden = request.private and not self.reveal_private
-        if hidden:
-            from symbiote_cli.core.privacy import repo_key
-
-            repo = repo_key(request.repo)
-        else:
-            repo = request.repo
+        repo = repo_key(request.repo) if hidden else request.repo
         where = f"{repo}#{request.issue_number}" if request.issue_number else repo
         line = ActionLine(
             at=result.at or self.now(),
@@ -229,12 +227,6 @@ class LiveObserver:
 
     def render(self) -> RenderableType:
         """The panel as it stands now."""
-        from rich.console import Group
-        from rich.markup import escape
-        from rich.panel import Panel
-        from rich.table import Table
-        from rich.text import Text
-
         now = self.now()
         with self._lock:
             summary = Table.grid(padding=(0, 2))
@@ -290,8 +282,6 @@ def make_observer(
     A ``LiveObserver`` should be closed when polling ends (``close()`` or ``with``);
     ``close_observer`` does that for any observer.
     """
-    from rich.console import Console
-
     target = console or Console()
     if json_out or not target.is_terminal:
         return LineObserver(reveal_private=reveal_private, as_json=json_out)
@@ -312,8 +302,6 @@ class ProgressBar:
     """Advance with ``advance(n)``; draws a rich progress bar in a terminal, nothing otherwise."""
 
     def __init__(self, description: str, total: int | None, console: Console | None = None) -> None:
-        from rich.console import Console
-
         self.description = description
         self.total = total
         self.completed = 0
@@ -322,8 +310,6 @@ class ProgressBar:
         self._task: Any = None
 
     def __enter__(self) -> ProgressBar:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         if self.console.is_terminal:
             self._progress = Progress(
                 TextColumn("{task.description}"),

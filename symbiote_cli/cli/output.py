@@ -1,6 +1,6 @@
 """Everything Symbiote prints: one red error line, log lines, JSON lines.
 
-Secrets are masked in every line that leaves the process (``Redactor``), as a
+Secrets are masked in every line that leaves the process (``core.redaction.REDACT``), as a
 second line of defence: messages are built from our own words and never from
 tokens in the first place. Private repos are named only where the reader is
 the user (their terminal), never in a public Actions log.
@@ -11,38 +11,20 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from rich.console import Console
+from rich.markup import escape
+
+from symbiote_cli.cli import gha
 from symbiote_cli.core.models import ActionRequest, ActionResult, ActionStatus, Event, RouteDecision
+from symbiote_cli.core.privacy import repo_key
+from symbiote_cli.core.redaction import REDACT
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from symbiote_cli.flows.poll import CycleReport
 
-MASK = "***"
 _NOISY = ("github", "urllib3", "git")
-
-
-class Redactor:
-    """Replaces every configured secret with ``***``."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-
-    def add(self, secret: str | None) -> None:
-        if secret and len(secret) >= 4 and secret not in self.secrets:
-            self.secrets = sorted([*self.secrets, secret], key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
-
-
-REDACT = Redactor()
 
 
 class _RedactingFilter(logging.Filter):
@@ -80,21 +62,15 @@ def setup_logging(level: str) -> None:
 
 
 def err_console() -> Console:
-    from rich.console import Console
-
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def error_line(message: str) -> None:
     """The one red line every failure ends with."""
-    from rich.markup import escape
-
     err_console().print(f"[bold red]error:[/] {escape(REDACT(message))}")
 
 
 def warn_line(message: str) -> None:
-    from rich.markup import escape
-
     err_console().print(f"[yellow]warning:[/] {escape(REDACT(message))}")
 
 
@@ -125,8 +101,6 @@ class LineObserver:
 
     def _repo(self, repo: str, private: bool) -> str:
         if private and not self.reveal_private:
-            from symbiote_cli.core.privacy import repo_key
-
             return repo_key(repo)
         return repo
 
@@ -206,8 +180,6 @@ class ActionsObserver(LineObserver):
         self._lines.append(f"event {event.id} {event.type} {repo} -> {decision.route.value}: {reason}")
 
     def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None:
-        from symbiote_cli.cli import gha
-
         repo = self._repo(request.repo, request.private)
         where = f"{repo}#{request.issue_number}" if request.issue_number else repo
         detail = "(private repo)" if request.private else _safe(result.detail)
@@ -218,8 +190,6 @@ class ActionsObserver(LineObserver):
             gha.warning(message, title="Action failed", stream=self.stream)
 
     def cycle_finished(self, report: CycleReport) -> None:
-        from symbiote_cli.cli import gha
-
         if report.new:
             with gha.group(f"Cycle {report.number}: {report.new} new events", stream=self.stream):
                 for line in self._lines:
@@ -230,8 +200,6 @@ class ActionsObserver(LineObserver):
         self._lines = []
 
     def warn(self, message: str) -> None:
-        from symbiote_cli.cli import gha
-
         title = "Gap in the event feed" if message.startswith("gap:") else None
         if message.startswith("rate limited"):
             title = "Rate limited"

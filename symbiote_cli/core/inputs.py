@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from symbiote_cli.core.errors import InputError
+from symbiote_cli.core.kernel import REQUIRED_KEYS, SIGNED_KEYS
 from symbiote_cli.core.models import ActionRequest, Event
 
 MAX_INPUT_BYTES = 32 * 1024 * 1024
@@ -128,8 +129,6 @@ def inputs_form(inputs: Mapping[str, Any]) -> InputsForm:
     so only non-empty ones count. Any kernel input makes it the kernel's form, so a request that
     lacks its signature is reported as such, not as Symbiote's form lacking ``state_id``.
     """
-    from symbiote_cli.core.kernel import REQUIRED_KEYS, SIGNED_KEYS
-
     own = [key for key in OWN_INPUTS if inputs.get(key) not in (None, "")]
     kernel = [key for key in dict.fromkeys((*SIGNED_KEYS, *REQUIRED_KEYS)) if inputs.get(key) not in (None, "")]
     if own and kernel:

@@ -19,6 +19,7 @@ import hmac
 import json
 import re
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,9 +120,9 @@ def _bad_key() -> ConfigError:
 
 @functools.lru_cache(maxsize=8)
 def _public_key_from_text(text: str) -> RSAPublicKey:
-    from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-    from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
+    from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
 
     try:
         if "-----BEGIN" in text:
@@ -164,9 +165,9 @@ def _as_public_key(public_key: RSAPublicKey | str | None) -> RSAPublicKey:
 
 
 def _load_private_key(private_key_pem: str) -> RSAPrivateKey:
-    from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
 
     text = private_key_pem.strip().replace("\\n", "\n")
     try:
@@ -179,8 +180,8 @@ def _load_private_key(private_key_pem: str) -> RSAPrivateKey:
 
 
 def _rsa_sign(private_key: RSAPrivateKey, data: bytes) -> bytes:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
+    from cryptography.hazmat.primitives.asymmetric import padding  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
 
     return private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
@@ -193,9 +194,9 @@ def verify_signature(inputs: Mapping[str, Any], public_key: RSAPublicKey | str |
 
     ``public_key`` may be a loaded key, PEM text/path, or None for the production kernel's key.
     """
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
+    from cryptography.hazmat.primitives.asymmetric import padding  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
 
     key = _as_public_key(public_key)
     signature = inputs.get("signature")
@@ -252,7 +253,7 @@ def verify_kernel_token(
     Returns the claims. The clock is ``now`` (not the wall clock) so tests can sit inside the
     token's hour; a leeway of ``KERNEL_TOKEN_LEEWAY`` seconds absorbs clock skew.
     """
-    import jwt
+    import jwt  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
 
     key = _as_public_key(public_key)
     try:
@@ -315,8 +316,6 @@ def make_kernel_token(
     jti: str | None = None,
 ) -> str:
     """Build the kernel's attestation JWT byte for byte as the kernel does (for tests and tools)."""
-    import uuid
-
     iat = int(now // 1)
     header = {"alg": "RS256", "typ": "JWT"}
     payload = {
@@ -341,7 +340,7 @@ def make_kernel_token(
 
 def _brotli_decompress(raw: bytes, cap: int) -> bytes:
     """Decompress a whole Brotli stream, refusing more than ``cap`` bytes of output (bombs)."""
-    import brotli
+    import brotli  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
 
     decoder = brotli.Decompressor()
     pieces: list[bytes] = []
@@ -394,7 +393,7 @@ def decode_payload(b64: str, *, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> Any:
 
 def encode_output(obj: Any) -> str:
     """JSON → Brotli → base64: how results travel back to the kernel (the SDK's ``compressString``)."""
-    import brotli
+    import brotli  # noqa: PLC0415 - loaded on first use: route stays light (test_startup)
 
     try:
         text = _js_json(obj)

@@ -8,10 +8,13 @@ Everything here is I/O free; storage and the CLI serialise these with
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from symbiote_cli.core.errors import InputError
 
 # GitHub's own limits: logins are alphanumerics and single hyphens (max 39);
 # repository names are ASCII letters, digits, '.', '-' and '_' (max 100).
@@ -23,6 +26,9 @@ KEY_RE = re.compile(r"^[A-Za-z0-9._:@-]{1,200}$")
 # Enterprise "_shortcode" ones included. Both are printed: no spaces, no control characters.
 EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9]*$"
 ACTOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(?:\[bot\])?$")
+# State ids (the worker's ``/state/{stateId}``, ``act --state-id``, the kernel's stateId) name inbox
+# and outbox files.
+STATE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 MARKER_PREFIX = "<!-- symbiote:"
 
@@ -39,6 +45,13 @@ def valid_repo(full_name: str) -> str:
     if not REPO_RE.fullmatch(full_name) or full_name.split("/", 1)[1] in {".", ".."}:
         raise ValueError(f"not an owner/repo name: {full_name!r}")
     return full_name
+
+
+def valid_state_id(state_id: str) -> str:
+    """Return ``state_id`` if safe as a file name (it names inbox and outbox files), else InputError."""
+    if not STATE_ID_RE.fullmatch(state_id):
+        raise InputError(f"bad state id {state_id[:40]!r}: use letters, digits, '.', '_' and '-' (max 128)")
+    return state_id
 
 
 class Route(StrEnum):
@@ -318,6 +331,21 @@ class RegistryEntry(BaseModel):
     kernel: bool
     source: str
     checked_at: float
+
+
+def merged_registry(
+    stored: Mapping[str, RegistryEntry], changes: Mapping[str, RegistryEntry]
+) -> dict[str, RegistryEntry]:
+    """``stored`` with ``changes`` laid over it, keeping the newer lookup of each repo.
+
+    Every writer of the registry (the poller, ``route``, the worker's refresh) merges this way, so
+    an older lookup never overwrites a newer one stored meanwhile by another writer.
+    """
+    entries = dict(stored)
+    for key, entry in changes.items():
+        if key not in entries or entries[key].checked_at <= entry.checked_at:
+            entries[key] = entry
+    return entries
 
 
 class SessionStatus(StrEnum):

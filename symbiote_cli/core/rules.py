@@ -35,6 +35,8 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from re import _constants as constants  # type: ignore[attr-defined]
+from re import _parser as parser  # type: ignore[attr-defined]
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import (
@@ -253,8 +255,6 @@ def event_values(event: Event, user: str, fork: str | None, match: re.Match[str]
 
 def _unbounded_repeat_inside(items: Any, depth: int) -> bool:
     """True when a parsed pattern contains a repeat without upper bound (at any depth)."""
-    from re import _constants as constants  # type: ignore[attr-defined]
-
     for op, arg in items:
         if op in (constants.MAX_REPEAT, constants.MIN_REPEAT, constants.POSSESSIVE_REPEAT):
             _low, high, sub = arg
@@ -277,8 +277,6 @@ def _unbounded_repeat_inside(items: Any, depth: int) -> bool:
 
 def _nested_quantifier(items: Any) -> bool:
     """True for ``(a+)+``-like shapes: an unbounded repeat of something that itself repeats."""
-    from re import _constants as constants  # type: ignore[attr-defined]
-
     for op, arg in items:
         if op in (constants.MAX_REPEAT, constants.MIN_REPEAT):
             _low, high, sub = arg
@@ -307,8 +305,6 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     except re.error as exc:
         raise ValueError(f"not a regular expression: {exc}") from None
     try:
-        from re import _parser as parser  # type: ignore[attr-defined]
-
         parsed = parser.parse(pattern, re.MULTILINE)
     except Exception:  # noqa: BLE001 - re's private parser changed: keep the length bound only
         return compiled

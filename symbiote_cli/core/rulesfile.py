@@ -10,15 +10,19 @@ and files are bounded in size.
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import yaml
 from pydantic import ValidationError
+from yaml import MappingNode, ScalarNode, SequenceNode
 
+from symbiote_cli.core.describe import describe
 from symbiote_cli.core.errors import ConfigError
 from symbiote_cli.core.models import ActionKind, Event, RouteDecision, valid_repo
+from symbiote_cli.core.routing import RoutingContext, route_event
 from symbiote_cli.core.rules import (
     BUILTIN_RULES,
     Explanation,
@@ -30,11 +34,6 @@ from symbiote_cli.core.rules import (
     strip_controls,
     summarize,
 )
-
-if TYPE_CHECKING:
-    import yaml
-
-    from symbiote_cli.settings import Settings
 
 DEFAULT_RULES_PATH = Path(".github") / "symbiote.yml"
 MAX_RULES_BYTES = 256 * 1024
@@ -77,7 +76,6 @@ def _dotted(parts: list[str | int]) -> str:
 
 def locate(root: yaml.Node, loc: Loc) -> tuple[int, str]:
     """The line (1-based) and a readable field path for a pydantic error location."""
-    from yaml import MappingNode, ScalarNode, SequenceNode
 
     node: yaml.Node = root
     line = root.start_mark.line + 1
@@ -107,7 +105,6 @@ def locate(root: yaml.Node, loc: Loc) -> tuple[int, str]:
 def _structure_problems(root: yaml.Node, source: str) -> tuple[list[Problem], bool]:
     """Aliases, merge keys and duplicate keys, which the parsed data would hide; and whether
     any is fatal (aliases could expand exponentially: nothing more is read)."""
-    from yaml import MappingNode, ScalarNode, SequenceNode
 
     problems: list[Problem] = []
     seen: set[int] = set()
@@ -165,8 +162,6 @@ def _message(err: Any) -> str:
 
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     """Validate a rules file's text; raises RulesFileError listing ``file:line: field: problem``."""
-    import yaml
-
     if len(text.encode("utf-8", "replace")) > MAX_RULES_BYTES:
         raise RulesFileError([Problem(source, None, "", f"larger than {MAX_RULES_BYTES // 1024} KiB")])
     loader = yaml.SafeLoader(text)
@@ -230,23 +225,22 @@ def load_rules_file(path: Path) -> RuleSet:
     return parse_rules(text, str(path))
 
 
-def rules_path(settings: Settings, explicit: Path | None = None) -> Path | None:
-    """The rules file in use: ``explicit``, else ``SYMBIOTE_CONFIG``, else ``.github/symbiote.yml``
-    in the fork checkout (``SYMBIOTE_STORAGE_REPO``) when present, else None (built-in rules)."""
-    chosen = explicit or settings.config
+def rules_path(config: Path | None, storage_repo: Path, explicit: Path | None = None) -> Path | None:
+    """The rules file in use: ``explicit``, else ``config`` (``SYMBIOTE_CONFIG``), else ``.github/symbiote.yml``
+    in the fork checkout ``storage_repo`` when present, else None (built-in rules)."""
+    chosen = explicit or config
     if chosen is not None:
         if not chosen.is_file():
             source = "" if explicit else " (SYMBIOTE_CONFIG)"
             raise ConfigError(f"rules file {chosen}{source} does not exist")
         return chosen
-    candidate = settings.storage_repo / DEFAULT_RULES_PATH
+    candidate = storage_repo / DEFAULT_RULES_PATH
     return candidate if candidate.is_file() else None
 
 
-def fork_repo(settings: Settings, env: dict[str, str] | None = None) -> str | None:
-    """The fork running Symbiote: ``SYMBIOTE_REPO``, else ``GITHUB_REPOSITORY`` (in Actions)."""
-    environ = os.environ if env is None else env
-    name = settings.repo or environ.get("GITHUB_REPOSITORY") or None
+def fork_repo(repo: str | None, env: Mapping[str, str]) -> str | None:
+    """The fork running Symbiote: ``repo`` (``SYMBIOTE_REPO``), else ``GITHUB_REPOSITORY`` (in Actions)."""
+    name = repo or env.get("GITHUB_REPOSITORY") or None
     if name is None:
         return None
     try:
@@ -255,10 +249,8 @@ def fork_repo(settings: Settings, env: dict[str, str] | None = None) -> str | No
         raise ConfigError(f"SYMBIOTE_REPO is not owner/name: {name!r}") from None
 
 
-def load_planner(settings: Settings, explicit: Path | None = None) -> RulesPlanner:
-    """The planner for this configuration: the rules file if there is one, else the built-in rules."""
-    fork = fork_repo(settings)
-    path = rules_path(settings, explicit)
+def planner_for(path: Path | None, fork: str | None) -> RulesPlanner:
+    """The rules file at ``path`` if there is one, else the built-in rules."""
     if path is None:
         return RulesPlanner(BUILTIN_RULES, fork=fork, source="built-in rules")
     return RulesPlanner(load_rules_file(path), fork=fork, source=str(path))
@@ -297,8 +289,6 @@ class Explained:
         }
 
     def lines(self) -> list[str]:
-        from symbiote_cli.flows.execute import describe
-
         event = self.event
         action = f" {_safe(event.action, 50)}" if event.action else ""
         where = f"{event.repo_name}#{event.issue_number}" if event.issue_number else event.repo_name
@@ -333,21 +323,23 @@ class Explained:
 
 
 def explain_events(
-    settings: Settings, events: list[Event], *, user: str | None = None, rules: Path | None = None
+    planner: RulesPlanner,
+    events: Sequence[Event],
+    *,
+    user: str | None = None,
+    kernel_repos: Sequence[str] = (),
+    kernel_owners: Sequence[str] = (),
 ) -> list[Explained]:
-    """Plan (never act) each event with the configured rules, and route it as ``poll`` would."""
-    from symbiote_cli.core.routing import RoutingContext, route_event
-
-    planner = load_planner(settings, rules)
+    """Plan (never act) each event with ``planner``, and route it as ``poll`` would."""
     explained = []
     for event in events:
-        who = user or settings.user or event.actor.login
+        who = user or event.actor.login
         explanation = planner.explain(event, who)
         planned = list(explanation.requests)
         ctx = RoutingContext.build(
             who,
-            kernel_repos=settings.kernel_repos,
-            kernel_owners=settings.kernel_owners,
+            kernel_repos=kernel_repos,
+            kernel_owners=kernel_owners,
             planned={event.id: (summarize(planned), any(is_sensitive(r) for r in planned))},
         )
         explained.append(Explained(event, who, explanation, route_event(event, ctx)))

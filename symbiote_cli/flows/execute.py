@@ -13,12 +13,13 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from symbiote_cli.core.describe import describe
 from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError
 from symbiote_cli.core.models import ActionKind, ActionRequest, ActionResult, ActionStatus, AuthMode
 
 if TYPE_CHECKING:
     from symbiote_cli.core.clock import Clock
-    from symbiote_cli.github.client import GitHubClient
+    from symbiote_cli.github.protocol import GitHubAPI
 
 log = logging.getLogger("symbiote.actions")
 
@@ -38,10 +39,10 @@ class Executor:
 
     def __init__(
         self,
-        user_client: GitHubClient,
+        user_client: GitHubAPI,
         clock: Clock,
         *,
-        app_clients: Callable[[str], GitHubClient | None] | None = None,
+        app_clients: Callable[[str], GitHubAPI | None] | None = None,
         dry_run: bool = False,
     ) -> None:
         self.user_client = user_client
@@ -49,7 +50,7 @@ class Executor:
         self.clock = clock
         self.dry_run = dry_run
 
-    def _client(self, request: ActionRequest) -> GitHubClient:
+    def _client(self, request: ActionRequest) -> GitHubAPI:
         # App credentials only for public repos and safe actions; else the user's token.
         if request.auth is AuthMode.APP and self.app_clients is not None and not request.private:
             client = self.app_clients(request.repo)
@@ -150,15 +151,4 @@ class Executor:
         return self._result(request, ActionStatus.DONE, f"dispatched {request.workflow}")
 
 
-def describe(request: ActionRequest) -> str:
-    """Human words for what a request does (dry runs, logs)."""
-    where = f"{request.repo}#{request.issue_number}" if request.issue_number else request.repo
-    if request.kind is ActionKind.COMMENT:
-        return f"comment on {where}"
-    if request.kind is ActionKind.REACTION:
-        return f"react {request.reaction} on {where}"
-    if request.kind is ActionKind.LABEL:
-        return f"label {where} with {', '.join(request.labels)}"
-    if request.kind is ActionKind.DISPATCH:
-        return f"dispatch {request.workflow} in {request.repo}"
-    return request.kind.value
+__all__ = ["AMBIGUOUS_ATTEMPTS", "PERMANENT", "Executor", "describe"]

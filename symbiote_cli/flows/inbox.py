@@ -4,12 +4,13 @@ and their results (the outbox), on the storage branch.
 Each state id is executed at most once: the outbox record is the proof, and the
 inbox entry is deleted in the same commit that writes it. A crash in between
 replays the request, and the executor's marker check keeps comments single.
+This module builds the records; ``storage.transactions`` writes them
+(``queue_request``, ``record_outcome``).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,23 +18,16 @@ from pydantic import ValidationError
 
 from symbiote_cli.core.errors import InputError, StorageError
 from symbiote_cli.core.models import ActionKind, ActionRequest, ActionResult, ActionStatus
+from symbiote_cli.core.privacy import repo_key
 from symbiote_cli.storage import layout as state
+from symbiote_cli.storage.branch import SCHEMA_VERSION
+from symbiote_cli.storage.transactions import Finished
 
 if TYPE_CHECKING:
     from symbiote_cli.core.clock import Clock
     from symbiote_cli.core.pacing import WriteBudget
     from symbiote_cli.core.privacy import Sealer
     from symbiote_cli.flows.execute import Executor
-
-STATE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def valid_state_id(state_id: str) -> str:
-    """State ids become file names: only a safe alphabet is accepted."""
-    if not STATE_ID_RE.fullmatch(state_id):
-        raise InputError(f"bad state id {state_id[:40]!r}: use letters, digits, '.', '_' and '-' (max 128)")
-    return state_id
-
 
 @dataclass
 class Outcome:
@@ -47,7 +41,7 @@ class Outcome:
 def inbox_record(user: str, state_id: str, request: ActionRequest, now: float, sealer: Sealer | None) -> dict[str, Any]:
     """What the worker queues; a private request is stored only sealed."""
     record: dict[str, Any] = {
-        "schema_version": state.SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION,
         "state_id": state_id,
         "user": user,
         "received_at": now,
@@ -109,6 +103,23 @@ def drain(
         yield state_id, Outcome(state_id, result, path, private=request.private)
 
 
+def already_handled(reader: state.Reader, state_id: str) -> ActionResult | None:
+    """The stored result of ``state_id`` as ``already_done``, or None when it has none (yet).
+
+    What ``act --state-id`` and the kernel bridge answer instead of acting a second time.
+    """
+    stored = reader.read_json(state.outbox_path(state_id))
+    if not isinstance(stored, dict) or not isinstance(stored.get("result"), dict):
+        return None
+    try:
+        previous = ActionResult.model_validate(stored["result"])
+    except ValidationError:
+        return None
+    return previous.model_copy(
+        update={"status": ActionStatus.ALREADY_DONE, "detail": f"state {state_id} already handled"}
+    )
+
+
 def _noop(state_id: str, clock: Clock) -> ActionResult:
     return ActionResult(
         idempotency_key=state_id, kind=ActionKind.NONE, repo="unknown/unknown", status=ActionStatus.ALREADY_DONE,
@@ -119,15 +130,13 @@ def _noop(state_id: str, clock: Clock) -> ActionResult:
 def outbox_json(user: str, outcome: Outcome, sealer: Sealer | None, now: float) -> dict[str, Any]:
     result = outcome.result.model_dump(mode="json")
     record: dict[str, Any] = {
-        "schema_version": state.SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION,
         "state_id": outcome.state_id,
         "user": user,
         "status": outcome.result.status.value,
         "finished_at": now,
     }
     if outcome.private:
-        from symbiote_cli.core.privacy import repo_key
-
         record["result"] = {**result, "repo": repo_key(outcome.result.repo), "detail": "(private)", "url": None}
         if sealer is not None:
             record["sealed"] = sealer.seal(result)
@@ -136,14 +145,14 @@ def outbox_json(user: str, outcome: Outcome, sealer: Sealer | None, now: float) 
     return record
 
 
-def outbox_changes(user: str, outcomes: Mapping[str, Any], sealer: Sealer | None) -> dict[str, Any]:
-    """Write each outcome to the outbox (unless already there) and drop its inbox entry."""
-    changes: dict[str, Any] = {}
-    for state_id, outcome in outcomes.items():
-        if not isinstance(outcome, Outcome):
-            continue
-        if not outcome.already:
-            changes[state.outbox_path(state_id)] = outbox_json(user, outcome, sealer, outcome.result.at)
-        if outcome.inbox_path:
-            changes[outcome.inbox_path] = None
-    return changes
+def finished(user: str, outcomes: Iterable[Outcome], sealer: Sealer | None) -> list[Finished]:
+    """What ``transactions.record_outcome`` stores for drained requests: each new result's outbox
+    record (none for one already there) and the inbox entry to drop."""
+    return [
+        Finished(
+            outcome.state_id,
+            None if outcome.already else outbox_json(user, outcome, sealer, outcome.result.at),
+            outcome.inbox_path,
+        )
+        for outcome in outcomes
+    ]

@@ -5,28 +5,33 @@ inputs or an HTTP POST, both signed; see ``kernel.py``). After verification the
 event it carries is planned by the same rules and acted on with the user's
 token through the same executor, exactly once per state id (outbox on the
 storage branch); the result goes back the kernel's way when enabled
-(``repository_dispatch`` ``return-data-to-ubiquity-os-kernel``).
+(``repository_dispatch`` ``return-data-to-ubiquity-os-kernel``). The wiring
+verifies the request and builds the services this flow is given.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from symbiote_cli.core.clock import Clock, SystemClock
 from symbiote_cli.core.errors import InputError
-from symbiote_cli.core.models import ActionKind, ActionResult, ActionStatus, AuthMode, Event
-from symbiote_cli.flows.inbox import Outcome, outbox_json, valid_state_id
-from symbiote_cli.storage import layout as state
+from symbiote_cli.core.kernel import return_dispatch_body
+from symbiote_cli.core.models import ActionKind, ActionResult, ActionStatus, AuthMode, Event, valid_state_id
+from symbiote_cli.flows.act import ActOutcome
+from symbiote_cli.flows.inbox import Outcome, already_handled, outbox_json
+from symbiote_cli.storage import transactions
 
 if TYPE_CHECKING:
+    from symbiote_cli.core.clock import Clock
     from symbiote_cli.core.kernel import KernelRequest
-    from symbiote_cli.flows.act import ActOutcome
-    from symbiote_cli.github.client import GitHubClient
-    from symbiote_cli.settings import Settings
+    from symbiote_cli.core.privacy import Sealer
+    from symbiote_cli.core.rules import RulesPlanner
+    from symbiote_cli.flows.execute import Executor
+    from symbiote_cli.github.protocol import GitHubAPI
     from symbiote_cli.storage.branch import Storage
 
 # webhook event name -> events API type (https://docs.github.com/rest/using-the-rest-api/github-event-types)
@@ -68,43 +73,24 @@ def kernel_event(req: KernelRequest) -> Event:
         raise InputError(f"kernel payload is not a usable event: {exc.error_count()} errors") from None
 
 
-def act_on_kernel_inputs(
-    settings: Settings,
-    inputs: Mapping[str, Any],
+def act_on_kernel_request(
+    req: KernelRequest,
     *,
-    dry_run: bool = False,
-    clock: Clock | None = None,
-    storage: Storage | None = None,
-    client: GitHubClient | None = None,
+    user: str,
+    storage: Storage,
+    executor: Executor,
+    planner: RulesPlanner,
+    sealer: Sealer | None,
+    clock: Clock,
+    give_back: Callable[[ActionResult], None] | None = None,
 ) -> ActOutcome:
-    """Verify, then act once for the state id; record in the outbox; return to the kernel.
-
-    ``storage``/``client`` let a long-running process (the worker) share its own.
-    """
-    from symbiote_cli.core.kernel import parse_and_verify
-    from symbiote_cli.core.rulesfile import load_planner
-    from symbiote_cli.flows.act import ActOutcome
-    from symbiote_cli.wiring import make_client, make_executor, make_sealer, make_storage, resolve_user
-
-    clock = clock or SystemClock()
-    req = parse_and_verify(inputs, public_key_pem=settings.kernel_public_key, now=clock.now())
-    from symbiote_cli.cli.output import REDACT
-
-    REDACT.add(req.auth_token.get_secret_value())
+    """Act once for the verified request's state id; record in the outbox; ``give_back`` to the kernel."""
     state_id = valid_state_id(req.state_id)
     event = kernel_event(req)
-    client = client or make_client(settings)
-    user = resolve_user(settings, client, None)
-    storage = storage or make_storage(settings, clock)
-    stored = storage.read_json(state.outbox_path(state_id))
-    if isinstance(stored, dict) and isinstance(stored.get("result"), dict):
-        previous = ActionResult.model_validate(stored["result"])
-        detail = f"state {state_id} already handled"
-        return ActOutcome(
-            state_id, previous.model_copy(update={"status": ActionStatus.ALREADY_DONE, "detail": detail})
-        )
-    executor = make_executor(settings, client, clock, dry_run=dry_run)
-    planned = load_planner(settings).plan(event, user)
+    already = already_handled(storage, state_id)
+    if already is not None:
+        return ActOutcome(state_id, already)
+    planned = planner.plan(event, user)
     results = [
         executor.execute(
             r.model_copy(update={"auth": AuthMode.USER, "idempotency_key": f"kernel-{state_id}-{i}"}),
@@ -112,13 +98,15 @@ def act_on_kernel_inputs(
         for i, r in enumerate(planned)
     ]
     result = _combine(results, event, clock)
-    if dry_run:
+    if executor.dry_run:
         return ActOutcome(state_id, result)
     outcome = Outcome(state_id, result, None, private=event.private)
-    record = outbox_json(user, outcome, make_sealer(settings), clock.now())
-    storage.update(lambda _view: {state.outbox_path(state_id): record}, f"kernel: result of state {state_id[:40]}")
-    if settings.kernel_return:
-        return_to_kernel(settings, req, result)
+    record = outbox_json(user, outcome, sealer, clock.now())
+    # Another run of this state id may have stored first: the first record is kept, as ``act`` does.
+    record_once = partial(transactions.record_outcome, state_id=state_id, record=record)
+    storage.update(record_once, f"kernel: result of state {state_id[:40]}")
+    if give_back is not None:
+        give_back(result)
     return ActOutcome(state_id, result)
 
 
@@ -137,16 +125,10 @@ def kernel_output(result: ActionResult) -> dict[str, Any]:
     return {"status": result.status.value, "kind": result.kind.value, "url": result.url, "detail": result.detail}
 
 
-def return_to_kernel(settings: Settings, req: KernelRequest, result: ActionResult, repo: str | None = None) -> None:
-    """``POST /repos/{plugin repo}/dispatches`` with the kernel's installation token, as the SDK does."""
-    import os
+def return_to_kernel(client: GitHubAPI, target: str, req: KernelRequest, result: ActionResult) -> None:
+    """``POST /repos/{plugin repo}/dispatches`` with the kernel's installation token, as the SDK does.
 
-    from symbiote_cli.core.kernel import return_dispatch_body
-    from symbiote_cli.github.client import GitHubClient
-
-    target = repo or os.environ.get("GITHUB_REPOSITORY") or settings.repo
-    if not target:
-        raise InputError("returning to the kernel needs GITHUB_REPOSITORY or SYMBIOTE_REPO (the plugin repo)")
+    ``client`` carries the kernel's ``authToken``; ``target`` is the plugin repo.
+    """
     body = return_dispatch_body(req.state_id, kernel_output(result))
-    client = GitHubClient(req.auth_token.get_secret_value(), settings.api_url, token_source="authToken")
     client.repository_dispatch(target, body["event_type"], body["client_payload"])

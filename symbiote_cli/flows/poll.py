@@ -16,12 +16,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
+from symbiote_cli.core import sessions
+from symbiote_cli.core.clock import iso
 from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError, SupersededError
 from symbiote_cli.core.models import (
     ActionRequest,
@@ -35,9 +39,12 @@ from symbiote_cli.core.models import (
     RouteDecision,
     Session,
 )
+from symbiote_cli.core.privacy import protect_record
 from symbiote_cli.core.routing import RoutingContext, route_event
 from symbiote_cli.core.rules import KINDS, is_sensitive, summarize
+from symbiote_cli.flows import inbox
 from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import transactions
 
 if TYPE_CHECKING:
     from symbiote_cli.core.clock import Clock
@@ -45,7 +52,7 @@ if TYPE_CHECKING:
     from symbiote_cli.core.privacy import Sealer
     from symbiote_cli.core.rules import Planner
     from symbiote_cli.flows.execute import Executor
-    from symbiote_cli.github.client import GitHubClient
+    from symbiote_cli.github.protocol import GitHubAPI
     from symbiote_cli.github.registry import KernelRegistry
     from symbiote_cli.storage.branch import Storage
 
@@ -85,10 +92,33 @@ class NullObserver:
         log.warning("%s", message)
 
 
+class CycleStatus(StrEnum):
+    """What one cycle found; printed and sent as JSON by its value."""
+
+    IDLE = "idle"
+    EVENTS = "events"
+    BASELINE = "baseline"
+    BACKLOG = "backlog"
+    RATE_LIMITED = "rate-limited"
+    ERROR = "error"
+
+
+class ExitReason(StrEnum):
+    """Why a run ended; printed, summarised and reported by its value."""
+
+    FINISHED = "finished"
+    ONE_CYCLE = "one cycle"
+    DEADLINE = "deadline reached"
+    SIGNAL = "stopped by signal"
+    SUPERSEDED = "superseded by a newer session"
+    TOKEN_REJECTED = "token rejected"
+    CRASHED = "crashed"
+
+
 @dataclass
 class CycleReport:
     number: int
-    status: str  # idle | events | baseline | backlog | rate-limited | error
+    status: CycleStatus
     fetched: int = 0
     new: int = 0
     handled: int = 0
@@ -116,7 +146,7 @@ class RunStats:
     actions_planned: int = 0
     gaps: int = 0
     storage_commits: int = 0
-    exit_reason: str = "finished"
+    exit_reason: ExitReason = ExitReason.FINISHED
     rate_limit_used: int | None = None
     rate_limit_remaining: int | None = None
     dry_run: bool = False
@@ -150,7 +180,7 @@ class Poller:
         self,
         options: PollOptions,
         *,
-        client: GitHubClient,
+        client: GitHubAPI,
         storage: Storage,
         clock: Clock,
         executor: Executor,
@@ -179,7 +209,7 @@ class Poller:
         self.session: Session | None = None
         self._cycle = 0
         self._pending_records: list[ProcessedEvent] = []
-        self._pending_outbox: dict[str, Any] = {}
+        self._pending_outbox: dict[str, inbox.Outcome] = {}
         self._last_heartbeat = 0.0
         self._effective_interval = options.interval
         self._cursor_dirty = False
@@ -189,8 +219,6 @@ class Poller:
 
     def start(self) -> None:
         """Load the cursor and registry, and claim the user's session."""
-        from symbiote_cli.core import sessions
-
         self.stats.started_at = self.clock.now()
         self.cursor = state.load_cursor(self.storage, self.opts.user)
         self.registry.entries.update(state.load_registry(self.storage))
@@ -211,19 +239,16 @@ class Poller:
         incoming = sessions.activate(incoming, now, run_id=self.opts.run_id, run_url=self.opts.run_url)
         self.session = incoming
         self.stats.session_id = incoming.id
-
-        won = {"yes": True}
-
-        def claim(view: state.Reader) -> dict[str, Any]:
-            current = state.load_session(view, self.opts.user)
-            winner, _old = sessions.supersede(current, incoming, self.clock.now(), self.opts.heartbeat_interval)
-            won["yes"] = winner.id == incoming.id
-            return {state.session_path(self.opts.user): winner.model_dump(mode="json")} if won["yes"] else {}
-
-        self._commit(claim, f"session {incoming.id[:12]}: start for {self.opts.user}")
-        if not won["yes"]:
+        hb = self.opts.heartbeat_interval
+        user = self.opts.user
+        claim = partial(transactions.claim_session, user=user, incoming=incoming, now=now, heartbeat_interval=hb)
+        applied = self._counted(
+            transactions.apply(self.storage, claim, f"session {incoming.id[:12]}: start for {self.opts.user}")
+        )
+        winner = transactions.session_winner(applied.view, user, incoming, now=now, heartbeat_interval=hb)
+        if winner.id != incoming.id:
             self.session = None
-            raise SupersededError(f"superseded before starting: a newer session of {self.opts.user} is already running")
+            raise SupersededError(f"superseded before starting: a newer session of {user} is already running")
         self._last_heartbeat = now
         if self.session_hook:
             self.session_hook(incoming)
@@ -240,10 +265,8 @@ class Poller:
         ]
         self.budget.seed(times)
 
-    def finish(self, reason: str = "finished", *, failed: bool = False) -> RunStats:
+    def finish(self, reason: ExitReason = ExitReason.FINISHED, *, failed: bool = False) -> RunStats:
         """Flush state and end the session; safe to call on every exit path."""
-        from symbiote_cli.core import sessions
-
         self.stats.exit_reason = reason
         self.stats.ended_at = self.clock.now()
         self.stats.dry_run = self.opts.dry_run
@@ -271,15 +294,15 @@ class Poller:
 
     def run(self, *, once: bool = False) -> RunStats:
         """Cycle until the deadline, ``stop`` or (with ``once``) after one cycle."""
-        reason = "finished"
+        reason = ExitReason.FINISHED
         try:
             while not self.stop.is_set():
                 report = self.cycle()
                 if once:
-                    reason = "one cycle"
+                    reason = ExitReason.ONE_CYCLE
                     break
                 if self.opts.deadline is not None and self.clock.now() >= self.opts.deadline:
-                    reason = "deadline reached"
+                    reason = ExitReason.DEADLINE
                     break
                 wait = self._effective_interval
                 if report.wait_until is not None:
@@ -289,18 +312,18 @@ class Poller:
                 if self.clock.sleep(wait, self.stop):
                     break
             else:
-                reason = "stopped by signal"
+                reason = ExitReason.SIGNAL
             if self.stop.is_set():
-                reason = "stopped by signal"
+                reason = ExitReason.SIGNAL
         except SupersededError:
             self.session = None  # the newer session owns the record now
-            self.finish("superseded by a newer session")
+            self.finish(ExitReason.SUPERSEDED)
             raise
         except AuthError:
-            self.finish("token rejected", failed=True)
+            self.finish(ExitReason.TOKEN_REJECTED, failed=True)
             raise
         except BaseException:
-            self.finish("crashed", failed=True)
+            self.finish(ExitReason.CRASHED, failed=True)
             raise
         return self.finish(reason)
 
@@ -311,18 +334,18 @@ class Poller:
         self._cycle += 1
         self.stats.cycles += 1
         self.observer.cycle_started(self._cycle)
-        report = CycleReport(number=self._cycle, status="idle")
+        report = CycleReport(number=self._cycle, status=CycleStatus.IDLE)
         try:
             self._poll_and_handle(report)
         except RateLimitedError as exc:
-            report.status = "rate-limited"
+            report.status = CycleStatus.RATE_LIMITED
             report.wait_until = exc.retry_at
             self.observer.warn(f"rate limited by GitHub; waiting until {_hhmm(exc.retry_at)} ({exc.message})")
         except GitHubError as exc:
             if exc.status is not None and 400 <= exc.status < 500:
                 raise  # e.g. 404 for a user that does not exist: waiting will not help
             # Retries spent (5xx outage, resets, a garbled body): this cycle is lost, not the run.
-            report.status = "error"
+            report.status = CycleStatus.ERROR
             self.observer.warn(f"{exc.message}; trying again next cycle")
         if not self.opts.dry_run and self.session is not None:
             # See requests the worker queued from another process (a git fetch; no API cost).
@@ -341,13 +364,11 @@ class Poller:
     def _message(self, report: CycleReport) -> str:
         if report.handled:
             return f"poll {self.opts.user}: {report.handled} events (cycle {report.number})"
-        if report.status == "baseline":
+        if report.status is CycleStatus.BASELINE:
             return f"poll {self.opts.user}: baseline"
         return f"poll {self.opts.user}: heartbeat"
 
     def _heartbeat(self) -> Session | None:
-        from symbiote_cli.core import sessions
-
         if self.session is None:
             return None
         self.session = sessions.heartbeat(self.session, self.clock.now(), counts=self._counts())
@@ -407,7 +428,7 @@ class Poller:
                 newest = new[-1].id if new else None
                 self.cursor = self.cursor.model_copy(update={"last_event_id": newest, "etag": self._new_etag})
                 self._cursor_dirty = True
-                report.status = "baseline"
+                report.status = CycleStatus.BASELINE
                 self.observer.warn(
                     f"first run: baseline taken at event {newest or '(none)'}; older events are not acted on"
                     " (use --backfill to act on them)"
@@ -427,7 +448,7 @@ class Poller:
         plans = {event.id: self.planner.plan(event, self.opts.user) for event in new}
         if new:
             self.registry.resolve([e for e in new if plans[e.id]])
-        report.status = "events" if new else "idle"
+        report.status = CycleStatus.EVENTS if new else CycleStatus.IDLE
         handled = 0
         for index, event in enumerate(new):
             if self.stop.is_set():
@@ -435,7 +456,7 @@ class Poller:
                 break
             if not self._handle(event, plans[event.id]):
                 report.deferred = len(new) - index
-                report.status = "backlog"
+                report.status = CycleStatus.BACKLOG
                 self.stats.actions_deferred += report.deferred
                 self.observer.warn(
                     f"write budget reached: {report.deferred} events carried to the next cycles"
@@ -455,8 +476,6 @@ class Poller:
 
     def _check_owner(self) -> None:
         """Stop before acting if a newer session of this user took over."""
-        from symbiote_cli.core import sessions
-
         if self.session is None:
             return
         refresh = getattr(self.storage, "refresh", None)
@@ -523,8 +542,6 @@ class Poller:
         """Execute queued state requests once each; results go to the outbox."""
         if self.opts.dry_run:
             return
-        from symbiote_cli.flows import inbox
-
         for state_id, outcome in inbox.drain(
             self.storage, self.opts.user, self.executor, self.budget, sealer=self.sealer, clock=self.clock
         ):
@@ -534,55 +551,32 @@ class Poller:
     # -- committing ---------------------------------------------------------------------
 
     def _flush(self, session: Session | None, message: str) -> str | None:
+        """Store what the cycle did in one commit (``transactions.flush_cycle``); None when nothing changed."""
         if self.opts.dry_run:
             self._pending_records.clear()
             return None
-        records = list(self._pending_records)
-        cursor = self.cursor if self._cursor_dirty else None
-        outbox = dict(self._pending_outbox)
-        registry_changes = self.registry.take_changes()
-        if not (records or cursor or session or outbox or registry_changes):
-            return None
         user = self.opts.user
-
-        def mutate(view: state.Reader) -> dict[str, Any]:
-            from symbiote_cli.core import sessions
-            from symbiote_cli.flows import inbox
-            from symbiote_cli.github.registry import merged as registry_merged
-
-            changes: dict[str, Any] = {}
-            if cursor is not None:
-                stored = state.load_cursor(view, user)
-                merged = cursor
-                if stored is not None and stored.last_id_int > cursor.last_id_int:
-                    # Another writer got further; never move the cursor backwards.
-                    merged = cursor.model_copy(update={"last_event_id": stored.last_event_id, "etag": None})
-                changes[state.cursor_path(user)] = merged.model_copy(
-                    update={"updated_at": self.clock.now()}
-                ).model_dump(mode="json")
-            if records:
-                changes.update(state.merge_events(view, user, records, self.sealer))
-            if registry_changes:
-                changes.update(registry_merged(view, registry_changes))
-            if outbox:
-                changes.update(inbox.outbox_changes(user, outbox, self.sealer))
-            if session is not None:
-                stored_session = state.load_session(view, user)
-                if stored_session is None or sessions.still_owner(stored_session, session.id):
-                    changes[state.session_path(user)] = session.model_dump(mode="json")
-            return changes
-
-        sha = self._commit(mutate, message)
+        cycle = transactions.Cycle(
+            cursor=self.cursor if self._cursor_dirty else None,
+            # Sealed once here, not on every retry of the transaction.
+            events=[protect_record(record, self.sealer) for record in self._pending_records],
+            finished=inbox.finished(user, self._pending_outbox.values(), self.sealer),
+            registry=self.registry.take_changes(),
+            session=session,
+        )
+        if not cycle:
+            return None
+        flush = partial(transactions.flush_cycle, user=user, cycle=cycle, now=self.clock.now())
+        sha = self._counted(transactions.apply(self.storage, flush, message)).commit
         self._pending_records.clear()
         self._pending_outbox.clear()
         self._cursor_dirty = False
         return sha
 
-    def _commit(self, mutate: Callable[[state.Reader], Mapping[str, Any]], message: str) -> str | None:
-        sha = self.storage.update(mutate, message)
-        if sha is not None:
+    def _counted(self, applied: transactions.Applied) -> transactions.Applied:
+        if applied.commit is not None:
             self.stats.storage_commits += 1
-        return sha
+        return applied
 
 
 def _id(item: dict[str, Any]) -> int:
@@ -594,6 +588,4 @@ def _id(item: dict[str, Any]) -> int:
 
 
 def _hhmm(ts: float) -> str:
-    from symbiote_cli.core.clock import iso
-
     return iso(ts)[11:16] + " UTC"

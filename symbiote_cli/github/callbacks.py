@@ -11,15 +11,14 @@ import logging
 from typing import Any
 
 from symbiote_cli.core.errors import ConfigError
+from symbiote_cli.core.signing import sign
 
 log = logging.getLogger("symbiote.callbacks")
 
 
 def post_signed(url: str, payload: dict[str, Any], secret: str | None, now: float, *, timeout: float = 10.0) -> int:
     """POST ``payload`` signed; return the HTTP status (0 when unreachable). Never raises on network errors."""
-    import requests
-
-    from symbiote_cli.core.signing import sign
+    import requests  # noqa: PLC0415 - requests on first callback: route stays light (test_startup)
 
     if not url.startswith(("http://", "https://")):
         raise ConfigError("callback URL must start with http:// or https://")

@@ -9,14 +9,13 @@ installation lookup is authoritative; the config probe is the fallback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from symbiote_cli.core.clock import iso
 from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError
 from symbiote_cli.core.models import Event, RegistryEntry
 from symbiote_cli.core.routing import registry_key
-from symbiote_cli.storage import layout as state
 
 if TYPE_CHECKING:
     from symbiote_cli.core.clock import Clock
@@ -33,6 +32,9 @@ InstallationLookup = Callable[[str], bool | None]
 
 class KernelRegistry:
     """Resolves and caches kernel-served repos; ``changed`` tells the loop to store it.
+
+    It never reads or writes the storage branch: its caller hands it the stored entries
+    (``layout.load_registry``) and stores ``take_changes()`` with ``transactions.merge_registry``.
 
     Without a client (``symbiote route --offline``, or no token) it only reads the cache:
     ``resolve`` looks nothing up and ``unknown`` says which repos it cannot answer for.
@@ -138,15 +140,3 @@ class KernelRegistry:
         changed, self.changed = self.changed, {}
         return changed
 
-
-def merged(view: state.Reader, changes: Mapping[str, RegistryEntry]) -> dict[str, Any]:
-    """The ``registry.json`` change that stores ``changes`` over what the branch holds now.
-
-    Every writer (the poller, ``route``, the worker's refresh) merges this way: a newer lookup
-    by another writer is kept, never overwritten by an older one.
-    """
-    entries = state.load_registry(view)
-    for key, entry in changes.items():
-        if key not in entries or entries[key].checked_at <= entry.checked_at:
-            entries[key] = entry
-    return {state.REGISTRY: state.registry_json(entries)}

@@ -5,7 +5,8 @@ The branch is written with git plumbing through a private, temporary index
 ``update-ref`` with compare-and-swap), so the user's working tree, HEAD and index are
 never touched, and the same code works in a bare repository. ``Storage.update`` is the
 only write path: on a rejected push it fetches and calls ``mutate`` again on the fresh
-state, which is how concurrent writers never lose each other's updates.
+state, which is how concurrent writers never lose each other's updates. What is written
+is decided by the named transactions of ``transactions.py``, the only ``mutate``s callers pass.
 
 GitPython is imported lazily: ``import git`` is slow and most commands never need it.
 """
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+"""The branch's one format version: ``meta.json`` holds it, every file ``layout`` writes carries it,
+and ``MIGRATIONS`` lead from each older version to it."""
 META_PATH = "meta.json"
 DEFAULT_BRANCH = "__STORAGE__"
 AUTHOR_NAME = "Symbiote"
@@ -385,6 +388,7 @@ class Storage:
 
         ``mutate`` may run several times: after a rejected push it is called again on the
         fresh remote state so that it recomputes its change on top of the other writer's.
+        Callers pass a transaction of ``storage.transactions`` (``tests/test_transactions.py``).
         """
         return self._update(mutate, message, allow_meta=False)
 
@@ -502,7 +506,7 @@ class Storage:
         """Open the repository on first use and resolve which remote to use."""
         if self._repo is not None:
             return self._repo
-        import git
+        import git  # noqa: PLC0415 - lazy: importing GitPython is slow and most commands never need it
 
         try:
             repo = git.Repo(self.repo_path, search_parent_directories=True)
@@ -545,7 +549,7 @@ class Storage:
 
     @staticmethod
     def _execute(repo: git.Repo, command: list[str], *, stream: Any, env: dict[str, str], timeout: float | None) -> Any:
-        from git.exc import GitCommandNotFound
+        from git.exc import GitCommandNotFound  # noqa: PLC0415 - lazy, as above
 
         try:
             return repo.git.execute(

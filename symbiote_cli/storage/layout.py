@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
-from symbiote_cli.core.errors import StorageError
+from symbiote_cli.core.errors import SchemaVersionError, StorageError
 from symbiote_cli.core.models import Cursor, ProcessedEvent, RegistryEntry, Session, valid_login
+from symbiote_cli.core.privacy import protect_record, reveal_record
+from symbiote_cli.storage.branch import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from symbiote_cli.core.privacy import Sealer
 
-SCHEMA_VERSION = 1
+# SCHEMA_VERSION is the branch's one format version (``branch.py``, beside ``meta.json`` and the
+# MIGRATIONS between versions): every file is written with it and refused when newer.
 REGISTRY = "registry.json"
 
 
@@ -84,8 +87,6 @@ def _model(reader: Reader, path: str, model: type[Any]) -> Any | None:
 def _check_version(path: str, data: Mapping[str, Any]) -> None:
     version = data.get("schema_version", 1)
     if isinstance(version, int) and version > SCHEMA_VERSION:
-        from symbiote_cli.core.errors import SchemaVersionError
-
         raise SchemaVersionError(
             f"{path} has schema_version {version}, newer than this Symbiote ({SCHEMA_VERSION}): upgrade Symbiote"
         )
@@ -141,8 +142,6 @@ def merge_events(
     reader: Reader, user: str, records: Iterable[ProcessedEvent], sealer: Sealer | None
 ) -> dict[str, Any]:
     """Changes that add ``records`` to their day files (private ones protected)."""
-    from symbiote_cli.core.privacy import protect_record
-
     by_day: dict[str, list[ProcessedEvent]] = {}
     for record in records:
         by_day.setdefault(day_of(record.processed_at), []).append(record)
@@ -174,8 +173,6 @@ def list_processed(
     reader: Reader, user: str, *, sealer: Sealer | None = None, limit: int | None = None, since: float | None = None
 ) -> list[ProcessedEvent]:
     """Processed events of ``user``, newest first (private ones revealed only with the key)."""
-    from symbiote_cli.core.privacy import reveal_record
-
     out: list[ProcessedEvent] = []
     days = sorted((p for p in reader.list_paths(events_dir(user)) if p.endswith(".json")), reverse=True)
     for path in days:

@@ -9,8 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from symbiote_cli.core.errors import InputError
-from symbiote_cli.core.models import valid_login
-from symbiote_cli.flows.inbox import valid_state_id
+from symbiote_cli.core.models import valid_login, valid_state_id
 from symbiote_cli.settings import describe_validation_error
 from symbiote_cli.worker.errors import ApiError
 

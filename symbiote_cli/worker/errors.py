@@ -8,7 +8,6 @@ from collections.abc import Mapping
 
 from fastapi.responses import JSONResponse
 
-from symbiote_cli.cli.output import REDACT
 from symbiote_cli.core import sessions, signing
 from symbiote_cli.core.errors import (
     AuthError,
@@ -20,6 +19,7 @@ from symbiote_cli.core.errors import (
     StorageError,
     SymbioteError,
 )
+from symbiote_cli.core.redaction import REDACT
 
 
 class ApiError(Exception):

@@ -6,7 +6,8 @@ from typing import Any
 
 from symbiote_cli.core.errors import InputError, SignatureError
 from symbiote_cli.core.kernel import parse_and_verify
-from symbiote_cli.flows.kernel_requests import act_on_kernel_inputs, kernel_output
+from symbiote_cli.flows.kernel_requests import kernel_output
+from symbiote_cli.wiring import act_on_kernel_inputs
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.errors import ApiError
 from symbiote_cli.worker.models import KernelAnswer, KernelOutput

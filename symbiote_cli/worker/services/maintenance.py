@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from functools import partial
 
 from symbiote_cli.core.errors import SymbioteError
-from symbiote_cli.storage import transactions
+from symbiote_cli.flows import store
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.services.pollers import LocalPollers
 from symbiote_cli.worker.services.sessions import SessionService
@@ -46,18 +45,17 @@ class Maintenance:
         self._background: threading.Thread | None = None
 
     def gc(self) -> list[str]:
-        """``store gc``'s pruning on the worker's storage, plus writing expiry into silent sessions."""
+        """``store gc`` (``transactions.gc``) on the worker's storage, freshly fetched: the deleted paths."""
         settings = self.ctx.settings
         self.ctx.fresh()
-        gc = partial(
-            transactions.gc,
-            now=self.ctx.clock.now(),
+        removed = store.gc(
+            self.ctx.storage,
+            self.ctx.clock,
             retention_days=settings.retention_days,
             heartbeat_interval=settings.heartbeat_interval,
         )
-        applied = transactions.apply(self.ctx.storage, gc, "gc: expire silent sessions, prune records past retention")
         self.last_gc = self.ctx.clock.now()
-        return transactions.deleted_paths(applied.changes)
+        return removed
 
     def start_background(self) -> None:
         if self._background is None and (self.resume or self.gc_interval is not None):

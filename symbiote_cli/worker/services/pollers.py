@@ -10,10 +10,10 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from symbiote_cli.cli.output import REDACT
 from symbiote_cli.core import sessions
 from symbiote_cli.core.errors import SupersededError, SymbioteError
 from symbiote_cli.core.privacy import repo_key
+from symbiote_cli.core.redaction import REDACT
 from symbiote_cli.storage import layout as state
 from symbiote_cli.wiring import PollRequest, build_poller
 from symbiote_cli.worker.context import WorkerContext, WorkerMode
@@ -155,7 +155,7 @@ class LocalPollers:
         assert handle.poller is not None
         try:
             stats = handle.poller.run()
-            reason = stats.exit_reason
+            reason: str = stats.exit_reason
         except SupersededError:
             handle.superseded = True
             reason = SUPERSEDED

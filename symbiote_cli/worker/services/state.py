@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from symbiote_cli.cli.output import REDACT
 from symbiote_cli.core.errors import StorageError, SymbioteError
 from symbiote_cli.core.models import ActionRequest, ActionStatus
-from symbiote_cli.flows.act import act_once
+from symbiote_cli.core.redaction import REDACT
 from symbiote_cli.flows.inbox import inbox_record
 from symbiote_cli.storage import layout as state
 from symbiote_cli.storage import transactions
+from symbiote_cli.wiring import act_once
 from symbiote_cli.worker import checks
 from symbiote_cli.worker.context import WorkerContext, WorkerMode
 from symbiote_cli.worker.errors import ApiError

@@ -5,12 +5,16 @@ user's private events are visible, the storage branch (readable and pushable),
 Actions in the fork (enabled, workflows present and active), the worker (when
 ``SYMBIOTE_WORKER_URL`` is set) and the rules file. A check that cannot run
 because an earlier one failed is skipped. The token itself is never printed:
-its kind comes from its prefix only.
+its kind comes from its prefix only. It reads the configuration itself, so it
+lives with the wiring; the CLI prints its checks.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -18,13 +22,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from symbiote_cli.core.errors import AuthError, ConfigError, GitHubError, StorageError
+from symbiote_cli.core.redaction import REDACT
+from symbiote_cli.core.rulesfile import RulesFileError, load_rules_file
+from symbiote_cli.storage import transactions
+from symbiote_cli.storage.branch import Storage, _reason
+from symbiote_cli.wiring import client_from_settings, fork_repo, rules_path
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from symbiote_cli.github.client import GitHubClient
     from symbiote_cli.settings import Settings
-    from symbiote_cli.storage.branch import Storage
 
 # The workflows a Symbiote fork runs (.github/workflows/).
 EXPECTED_WORKFLOWS = ("symbiote-main.yml", "symbiote-auth.yml")
@@ -78,10 +84,6 @@ def parse_scopes(header: str | None) -> list[str]:
 
 def http_get_json(url: str, timeout: float = WORKER_TIMEOUT) -> tuple[int, Any]:
     """GET ``url``: (HTTP status, parsed JSON body or None). An HTTP error status is an answer too."""
-    import json
-    import urllib.error
-    import urllib.request
-
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError("the URL must start with http:// or https://")
     request = urllib.request.Request(url, method="GET", headers={"User-Agent": "symbiote-doctor"})  # noqa: S310
@@ -127,13 +129,9 @@ class Doctor:
     def _make_client(self, token: str) -> GitHubClient:
         if self.client_factory is not None:
             return self.client_factory(self.settings, token)
-        from symbiote_cli.github.client import GitHubClient
-
-        return GitHubClient.from_settings(self.settings, token=token)
+        return client_from_settings(self.settings, token=token)
 
     def check_token(self) -> Check:
-        from symbiote_cli.cli.output import REDACT
-
         source = self.settings.token_source
         name = "token"
         if source is None:
@@ -293,8 +291,6 @@ class Doctor:
     def _make_storage(self) -> Storage:
         if self.storage_factory is not None:
             return self.storage_factory(self.settings)
-        from symbiote_cli.storage.branch import Storage
-
         return Storage(
             self.settings.storage_repo,
             self.settings.storage_branch,
@@ -315,7 +311,7 @@ class Doctor:
             return Check(name, Status.FAIL, exc.message, fix_repo)
         try:
             storage.open()
-            storage.update(lambda _view: {}, "doctor: no-op")
+            storage.update(transactions.probe, "doctor: no-op")
             storage.read_json("meta.json")
             remote = storage.remote
             tip = storage.tip()
@@ -340,8 +336,6 @@ class Doctor:
                 timeout=120,
             )
             if pushed.status != 0:
-                from symbiote_cli.storage.branch import _reason
-
                 return Check(
                     name,
                     Status.FAIL,
@@ -357,8 +351,6 @@ class Doctor:
     # -- Actions ------------------------------------------------------------------------------------
 
     def check_actions(self) -> Check:
-        from symbiote_cli.core.rulesfile import fork_repo
-
         name = "Actions in the fork"
         try:
             fork = fork_repo(self.settings, dict(self.env))
@@ -481,8 +473,6 @@ class Doctor:
     # -- rules --------------------------------------------------------------------------------------
 
     def check_rules(self) -> Check:
-        from symbiote_cli.core.rulesfile import RulesFileError, load_rules_file, rules_path
-
         name = "rules file"
         try:
             path = rules_path(self.settings)
@@ -509,30 +499,6 @@ def run_doctor(settings: Settings, **overrides: Any) -> list[Check]:
 def all_passed(checks: list[Check]) -> bool:
     """True when no check failed (skipped and warned checks do not fail the run)."""
     return all(c.status is not Status.FAIL for c in checks)
-
-
-_STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
-
-
-def render_table(checks: list[Check], console: Console) -> None:
-    """The checks as a table, fixes under each check that did not pass."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from symbiote_cli.cli.output import REDACT
-
-    table = Table(title="symbiote doctor", title_justify="left", show_lines=True)
-    table.add_column("check", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("detail and fix", overflow="fold")
-    for check in checks:
-        text = escape(REDACT(check.detail))
-        if check.fix and check.status is not Status.PASS:
-            text += f"\n[bold]fix:[/] {escape(REDACT(check.fix))}"
-        table.add_row(check.name, f"[{_STYLE[check.status]}]{check.status.value}[/]", text)
-    console.print(table)
-    if all_passed(checks):
-        console.print("[green]all checks passed[/]")
 
 
 def json_report(checks: list[Check]) -> dict[str, Any]:

@@ -1,0 +1,107 @@
+"""A small in-memory GitHub implementing ``GitHubAPI`` (``symbiote_cli.github.protocol``).
+
+For unit tests of the executor and the flows: no HTTP, no PyGithub. ``fail_next`` queues
+errors for a method name; ``lose_next_comment`` makes a comment land while its answer is lost
+(a write with an unknown outcome). The HTTP fake (``tests/fakegithub.py``) stays for end-to-end tests.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from symbiote_cli.core.errors import GitHubError
+from symbiote_cli.github.client import EventsPage, RateInfo
+from symbiote_cli.github.protocol import GitHubAPI
+
+
+@dataclass
+class InMemoryGitHub:
+    """Comments, reactions, labels and dispatches kept in dicts; every call is logged in ``calls``."""
+
+    login: str = "octo"
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    repos: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: set[tuple[str, str]] = field(default_factory=set)
+    comments: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    reactions: list[tuple[str, str, int | None, int | None]] = field(default_factory=list)
+    labels: dict[tuple[str, int], list[str]] = field(default_factory=lambda: defaultdict(list))
+    dispatches: list[tuple[str, str, str, dict[str, str]]] = field(default_factory=list)
+    repository_dispatches: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    fail_next: dict[str, list[GitHubError]] = field(default_factory=lambda: defaultdict(list))
+    lose_next_comment: int = 0
+    _rate: RateInfo = field(default_factory=RateInfo)
+    _next_id: int = 1
+
+    @property
+    def rate(self) -> RateInfo:
+        return self._rate
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if self.fail_next[name]:
+            raise self.fail_next[name].pop(0)
+
+    def whoami(self) -> str:
+        self._call("whoami")
+        return self.login
+
+    def list_events(self, user: str, *, etag: str | None = None, page: int = 1, per_page: int = 100) -> EventsPage:
+        self._call("list_events")
+        mine = self.events.get(user, [])
+        chunk = mine[(page - 1) * per_page : page * per_page]
+        return EventsPage(200, chunk, None, None, has_next=len(mine) > page * per_page)
+
+    def get_repo(self, full_name: str) -> dict[str, Any] | None:
+        self._call("get_repo")
+        return self.repos.get(full_name)
+
+    def file_exists(self, full_name: str, path: str) -> bool:
+        self._call("file_exists")
+        return (full_name, path) in self.files
+
+    def list_issue_comments(self, full_name: str, number: int, *, since: str | None = None) -> list[dict[str, Any]]:
+        self._call("list_issue_comments")
+        return list(self.comments[(full_name, number)])
+
+    def create_comment(self, full_name: str, number: int, body: str) -> dict[str, Any]:
+        self._call("create_comment")
+        comment = {
+            "id": self._next_id,
+            "body": body,
+            "html_url": f"https://github.com/{full_name}/issues/{number}#issuecomment-{self._next_id}",
+        }
+        self._next_id += 1
+        self.comments[(full_name, number)].append(comment)
+        if self.lose_next_comment:
+            self.lose_next_comment -= 1
+            raise GitHubError("connection reset after the write", None)
+        return comment
+
+    def add_reaction(
+        self, full_name: str, content: str, *, issue_number: int | None = None, comment_id: int | None = None
+    ) -> dict[str, Any]:
+        self._call("add_reaction")
+        self.reactions.append((full_name, content, issue_number, comment_id))
+        return {"content": content}
+
+    def add_labels(self, full_name: str, number: int, labels: list[str]) -> list[dict[str, Any]]:
+        self._call("add_labels")
+        have = self.labels[(full_name, number)]
+        have.extend(label for label in labels if label not in have)
+        return [{"name": label} for label in have]
+
+    def dispatch_workflow(self, full_name: str, workflow: str, ref: str, inputs: dict[str, str]) -> None:
+        self._call("dispatch_workflow")
+        self.dispatches.append((full_name, workflow, ref, inputs))
+
+    def repository_dispatch(self, full_name: str, event_type: str, client_payload: dict[str, Any]) -> None:
+        self._call("repository_dispatch")
+        self.repository_dispatches.append((full_name, event_type, client_payload))
+
+
+def as_api(fake: InMemoryGitHub) -> GitHubAPI:
+    """The fake, checked by mypy against the Protocol."""
+    return fake

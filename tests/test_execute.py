@@ -1,0 +1,116 @@
+"""The executor against the in-memory GitHub of ``tests/fakes.py`` (typed by ``GitHubAPI``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from symbiote_cli.core.clock import FakeClock
+from symbiote_cli.core.errors import AuthError, GitHubError
+from symbiote_cli.core.models import ActionKind, ActionRequest, ActionStatus, AuthMode
+from symbiote_cli.flows.execute import AMBIGUOUS_ATTEMPTS, Executor
+
+try:
+    from .fakes import InMemoryGitHub, as_api
+except ImportError:
+    from fakes import InMemoryGitHub, as_api  # type: ignore[no-redef]
+
+REPO = "octo/hello"
+
+
+def comment(key: str = "k1", body: str = "thanks!") -> ActionRequest:
+    return ActionRequest(kind=ActionKind.COMMENT, repo=REPO, issue_number=1, body=body, idempotency_key=key)
+
+
+def executor(github: InMemoryGitHub, *, dry_run: bool = False) -> Executor:
+    return Executor(as_api(github), FakeClock(), dry_run=dry_run)
+
+
+def test_a_comment_is_posted_once_with_its_marker() -> None:
+    github = InMemoryGitHub()
+    first = executor(github).execute(comment())
+    second = executor(github).execute(comment())
+    assert first.status is ActionStatus.DONE
+    assert second.status is ActionStatus.ALREADY_DONE
+    assert second.url == first.url
+    [posted] = github.comments[(REPO, 1)]
+    assert posted["body"].startswith("thanks!")
+    assert comment().marker in posted["body"]
+    assert github.calls.count("create_comment") == 1
+
+
+def test_a_marker_already_there_means_already_done_without_posting() -> None:
+    github = InMemoryGitHub()
+    github.comments[(REPO, 1)].append({"body": f"earlier\n\n{comment().marker}", "html_url": "https://x/1"})
+    result = executor(github).execute(comment())
+    assert result.status is ActionStatus.ALREADY_DONE
+    assert result.url == "https://x/1"
+    assert "create_comment" not in github.calls
+
+
+def test_an_unknown_outcome_is_checked_before_any_retry() -> None:
+    github = InMemoryGitHub(lose_next_comment=1)  # the comment lands, the answer is lost
+    result = executor(github).execute(comment())
+    assert result.status is ActionStatus.DONE
+    assert github.calls == ["list_issue_comments", "create_comment", "list_issue_comments"]
+    assert len(github.comments[(REPO, 1)]) == 1
+
+
+def test_an_unknown_outcome_that_did_not_land_is_retried_then_given_up() -> None:
+    github = InMemoryGitHub()
+    github.fail_next["create_comment"] = [GitHubError("timed out", None) for _ in range(AMBIGUOUS_ATTEMPTS)]
+    result = executor(github).execute(comment())
+    assert result.status is ActionStatus.FAILED
+    assert github.calls.count("create_comment") == AMBIGUOUS_ATTEMPTS
+    assert github.calls.count("list_issue_comments") == AMBIGUOUS_ATTEMPTS + 1
+    assert github.comments[(REPO, 1)] == []
+
+
+def test_a_permanent_error_fails_at_once() -> None:
+    github = InMemoryGitHub()
+    github.fail_next["create_comment"] = [GitHubError("Not Found", 404)]
+    result = executor(github).execute(comment())
+    assert result.status is ActionStatus.FAILED
+    assert result.status_code == 404
+    assert github.calls.count("create_comment") == 1
+
+
+def test_auth_errors_reach_the_loop() -> None:
+    github = InMemoryGitHub()
+    github.fail_next["list_issue_comments"] = [AuthError("Bad credentials")]
+    with pytest.raises(AuthError):
+        executor(github).execute(comment())
+
+
+def test_dry_run_touches_nothing() -> None:
+    github = InMemoryGitHub()
+    result = executor(github, dry_run=True).execute(comment())
+    assert result.status is ActionStatus.PLANNED
+    assert result.detail == f"would comment on {REPO}#1"
+    assert github.calls == []
+
+
+def test_reaction_label_and_dispatch() -> None:
+    github = InMemoryGitHub()
+    run = executor(github).execute
+    reacted = run(
+        ActionRequest(kind=ActionKind.REACTION, repo=REPO, issue_number=1, reaction="+1", idempotency_key="r")
+    )
+    labelled = run(ActionRequest(kind=ActionKind.LABEL, repo=REPO, issue_number=1, labels=["bug"], idempotency_key="l"))
+    dispatched = run(
+        ActionRequest(
+            kind=ActionKind.DISPATCH, repo=REPO, workflow="ci.yml", inputs={"a": "b"}, idempotency_key="d"
+        )
+    )
+    assert [r.status for r in (reacted, labelled, dispatched)] == [ActionStatus.DONE] * 3
+    assert github.reactions == [(REPO, "+1", 1, None)]
+    assert github.labels[(REPO, 1)] == ["bug"]
+    assert github.dispatches == [(REPO, "ci.yml", "main", {"a": "b"})]
+
+
+def test_app_requests_use_the_app_client_for_public_repos_only() -> None:
+    user, app = InMemoryGitHub(), InMemoryGitHub()
+    run = Executor(as_api(user), FakeClock(), app_clients=lambda _repo: as_api(app)).execute
+    run(comment("public").model_copy(update={"auth": AuthMode.APP}))
+    run(comment("private").model_copy(update={"auth": AuthMode.APP, "private": True}))
+    assert app.calls.count("create_comment") == 1
+    assert user.calls.count("create_comment") == 1
