@@ -19,7 +19,7 @@ needs an HMAC signature (``signing``); the kernel's form of ``POST /state/{state
 carries the kernel's RSA signature (``kernel.parse_and_verify``); everything else takes either a
 signature or ``Authorization: Bearer $SYMBIOTE_WORKER_TOKEN``. Errors are JSON
 ``{"error": code, "message": text}``; bad input is always a 4xx. No token or secret ever appears
-in a response or a log line (messages are our own words, and pass through ``output.REDACT``).
+in a response or a log line (messages are our own words, and pass through ``core.redaction.REDACT``).
 
 Layout: ``app`` composes one router per concern (``routers/``: health, sessions, state, kernel,
 storage) over the ``Worker`` (``facade``), which composes the services (``services/``) around one

@@ -80,7 +80,8 @@ def store_gc(
     storage_branch: common.StorageBranchOpt = None,
     debug: common.DebugOpt = False,
 ) -> None:
-    """Prune ended sessions and processed-event logs older than the retention period.
+    """Prune ended sessions and processed-event logs older than the retention period, and mark
+    sessions that went silent as expired (as the worker's gc does).
 
     Example: `symbiote store gc --retention-days 30`
     """
