@@ -22,17 +22,24 @@ the fake's, not Symbiote's.
 
 from __future__ import annotations
 
+import argparse
 import gc
+import json
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
 
+from benchmarks.bench_polling import Config
+from benchmarks.bench_storage import populate
 from benchmarks.common import (
     REPO,
     USER,
     CountingObserver,
     Sandbox,
     SimClock,
+    isolate_git,
     new_fake,
     pygithub_on,
     rss_bytes,
@@ -119,8 +126,6 @@ def session(cfg: Any, cycles: int, *, remote: bool) -> dict[str, Any]:
 
 
 def busy_day(cfg: Any) -> dict[str, Any]:
-    from benchmarks.bench_storage import populate
-
     today = 2_000
     per_cycle = 10
     cycles = 60 if cfg.quick else 100
@@ -158,10 +163,6 @@ def busy_day(cfg: Any) -> dict[str, Any]:
 
 def in_fresh_process(cfg: Any) -> dict[str, Any]:
     """Run ``memory`` in a new interpreter, so the heap left by other benchmarks does not blur RSS."""
-    import json
-    import subprocess
-    import sys
-
     args = [sys.executable, "-m", "benchmarks.bench_memory"]
     args += ["--quick"] if cfg.quick else []
     args += ["--validate"] if cfg.validate else []
@@ -173,12 +174,6 @@ def in_fresh_process(cfg: Any) -> dict[str, Any]:
 
 
 def main() -> int:
-    import argparse
-    import json
-
-    from benchmarks.bench_polling import Config
-    from benchmarks.common import isolate_git
-
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_memory")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--validate", action="store_true")

@@ -1,7 +1,8 @@
 """Polling against the fake GitHub in compressed time: idle cost, event-to-action latency, paced writes.
 
-Each contestant gets its own fake (same code, same seeded feed) and its own bare-repo origin, so
-the fake's counters (``points_used``, ``requests``, ``writes``) are the contestant's.
+Each contestant (Symbiote, the naive loop, the naive loop that stops paging at the first seen id)
+gets its own fake (same code, same seeded feed) and its own bare-repo origin, so the fake's
+counters (``points_used``, ``requests``, ``writes``) are the contestant's.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from benchmarks.naive import ACK_TAG, NaivePoller
 HOUR = 3600.0
 INTERVAL = 60.0
 HISTORY = 300  # an active user's feed: GitHub serves at most 300 events
+# The baselines by result key: the naive loop, and the same loop with the one-line improvement.
+BASELINES = {"baseline": False, "baseline_stop": True}  # key -> stop_at_seen
 
 
 @dataclass
@@ -76,26 +79,27 @@ def idle_hour(cfg: Config) -> dict[str, Any]:
             storage.close()
         fake.stop()
 
-        clock = SimClock()
-        fake, token = new_fake(clock, validate=cfg.validate)
-        seed_history(fake, HISTORY)
-        checkout, _origin = sandbox.fork("naive")
-        with pygithub_on(clock):
-            naive = NaivePoller(fake.url, token, USER, checkout, clock)
-            naive.cycle()  # first run: remembers what is in the feed
-            points, index, commits, cycles = fake.points_used, len(fake.requests), naive.commits, naive.cycles
-            start = clock.now()
-            naive.run(HOUR, INTERVAL)
-            requests, not_modified = _requests(fake, index)
-            out["baseline"] = {
-                "points": fake.points_used - points,
-                "requests": requests,
-                "not_modified": not_modified,
-                "commits": naive.commits - commits,
-                "cycles": naive.cycles - cycles,
-                "simulated_s": round(clock.now() - start, 1),
-            }
-        fake.stop()
+        for key, stop_at_seen in BASELINES.items():
+            clock = SimClock()
+            fake, token = new_fake(clock, validate=cfg.validate)
+            seed_history(fake, HISTORY)
+            checkout, _origin = sandbox.fork(key)
+            with pygithub_on(clock):
+                naive = NaivePoller(fake.url, token, USER, checkout, clock, stop_at_seen=stop_at_seen)
+                naive.cycle()  # first run: remembers what is in the feed
+                points, index, commits, cycles = fake.points_used, len(fake.requests), naive.commits, naive.cycles
+                start = clock.now()
+                naive.run(HOUR, INTERVAL)
+                requests, not_modified = _requests(fake, index)
+                out[key] = {
+                    "points": fake.points_used - points,
+                    "requests": requests,
+                    "not_modified": not_modified,
+                    "commits": naive.commits - commits,
+                    "cycles": naive.cycles - cycles,
+                    "simulated_s": round(clock.now() - start, 1),
+                }
+            fake.stop()
     return out
 
 
@@ -180,19 +184,20 @@ def latency(cfg: Config) -> dict[str, Any]:
         out["symbiote"] = _summary(values, count)
         fake.stop()
 
-        clock = SimClock()
-        fake, token = new_fake(clock, validate=cfg.validate)
-        seed_history(fake, HISTORY)
-        checkout, _origin = sandbox.fork("naive")
-        with pygithub_on(clock):
-            naive = NaivePoller(fake.url, token, USER, checkout, clock)
-            naive.cycle()
-            start = clock.now()
-            visible = _schedule(fake, clock, start, arrivals)
-            naive.run(span, INTERVAL)
-        values = _latencies(fake, visible, _naive_event)
-        out["baseline"] = _summary(values, count)
-        fake.stop()
+        for key, stop_at_seen in BASELINES.items():
+            clock = SimClock()
+            fake, token = new_fake(clock, validate=cfg.validate)
+            seed_history(fake, HISTORY)
+            checkout, _origin = sandbox.fork(key)
+            with pygithub_on(clock):
+                naive = NaivePoller(fake.url, token, USER, checkout, clock, stop_at_seen=stop_at_seen)
+                naive.cycle()
+                start = clock.now()
+                visible = _schedule(fake, clock, start, arrivals)
+                naive.run(span, INTERVAL)
+            values = _latencies(fake, visible, _naive_event)
+            out[key] = _summary(values, count)
+            fake.stop()
     return out
 
 
@@ -239,24 +244,25 @@ def paced_burst(cfg: Config) -> dict[str, Any]:
             storage.close()
         fake.stop()
 
-        clock = SimClock()
-        fake, token = new_fake(clock, validate=cfg.validate)
-        checkout, _origin = sandbox.fork("naive")
-        with pygithub_on(clock):
-            naive = NaivePoller(fake.url, token, USER, checkout, clock)
-            naive.cycle()
-            for _ in range(count):
-                fake.issue_opened(USER, REPO, None, "A bug")
-            start, commits, cycles = clock.now(), naive.commits, naive.cycles
-            drained = _drain(fake, clock, count, ACK_TAG, naive.cycle)
-            out["baseline"] = {
-                **drained,
-                "drained_s": None if drained["done_at"] is None else round(drained["done_at"] - start, 1),
-                "cycles": naive.cycles - cycles,
-                "commits": naive.commits - commits,
-                **_write_windows(fake),
-            }
-        fake.stop()
+        for key, stop_at_seen in BASELINES.items():
+            clock = SimClock()
+            fake, token = new_fake(clock, validate=cfg.validate)
+            checkout, _origin = sandbox.fork(key)
+            with pygithub_on(clock):
+                naive = NaivePoller(fake.url, token, USER, checkout, clock, stop_at_seen=stop_at_seen)
+                naive.cycle()
+                for _ in range(count):
+                    fake.issue_opened(USER, REPO, None, "A bug")
+                start, commits, cycles = clock.now(), naive.commits, naive.cycles
+                drained = _drain(fake, clock, count, ACK_TAG, naive.cycle)
+                out[key] = {
+                    **drained,
+                    "drained_s": None if drained["done_at"] is None else round(drained["done_at"] - start, 1),
+                    "cycles": naive.cycles - cycles,
+                    "commits": naive.commits - commits,
+                    **_write_windows(fake),
+                }
+            fake.stop()
     return out
 
 

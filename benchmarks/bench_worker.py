@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import GIT_ISOLATION, Sandbox, median, new_fake, percentile
+from symbiote_cli.core import sessions, signing
+from symbiote_cli.storage import layout as state
+from symbiote_cli.storage.branch import Storage
 
 CLIENTS = 50
 SECRET = "bench-callback-secret-0123456789abcdef"
@@ -43,10 +46,6 @@ def _free_port() -> int:
 
 
 def _seed_sessions(fork: Path, users: list[str]) -> dict[str, dict[str, Any]]:
-    from symbiote_cli.core import sessions
-    from symbiote_cli.storage import layout as state
-    from symbiote_cli.storage.branch import Storage
-
     now = time.time()
     records = {
         user: sessions.new_session(user, "actions", now, deadline_s=6 * 3600, run_id=f"run-{index}")
@@ -117,8 +116,6 @@ def _get(path: str) -> Callable[[], bytes]:
 
 
 def _callback(session: dict[str, Any], beat: int) -> Callable[[], bytes]:
-    from symbiote_cli.core import signing
-
     def build() -> bytes:
         payload = {
             **session,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import resource
 import secrets
 import statistics
 import subprocess
@@ -27,10 +28,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from github import Requester as requester_module  # noqa: N813 - the module, not the class
+
+from symbiote_cli.settings import Settings
+from symbiote_cli.storage.branch import Storage
+from symbiote_cli.wiring import PollRequest, build_poller, make_client
+
 if TYPE_CHECKING:
     from symbiote_cli.core.models import ActionRequest, ActionResult, Event, RouteDecision
     from symbiote_cli.flows.poll import CycleReport, Poller
-    from symbiote_cli.storage.branch import Storage
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
@@ -45,7 +51,7 @@ def fake_github_class() -> Any:
     """``tests/fakegithub.py``'s ``FakeGitHub`` (tests/ is not a package the benchmark can import)."""
     if str(TESTS) not in sys.path:
         sys.path.insert(0, str(TESTS))
-    from fakegithub import FakeGitHub
+    from fakegithub import FakeGitHub  # noqa: PLC0415 - importable only once tests/ is on sys.path
 
     return FakeGitHub
 
@@ -97,8 +103,6 @@ class SimClock:
 @contextlib.contextmanager
 def pygithub_on(clock: SimClock) -> Iterator[None]:
     """Make PyGithub's request spacing read and sleep on ``clock`` (simulated seconds)."""
-    from github import Requester as requester_module  # noqa: N813 - the module, not the class
-
     real_time = requester_module.time
     real_datetime = requester_module.datetime
 
@@ -280,11 +284,7 @@ class CountingObserver:
 def symbiote_poller(
     fake: Any, token: str, fork: Path, clock: SimClock, *, observer: Any = None, **settings: Any
 ) -> tuple[Poller, Storage]:
-    """A started ``Poller`` for ``octo`` wired exactly as ``symbiote poll`` wires it (runner.build_poller)."""
-    from symbiote_cli.wiring import PollRequest, build_poller, make_client
-    from symbiote_cli.settings import Settings
-    from symbiote_cli.storage.branch import Storage
-
+    """A started ``Poller`` for ``octo`` wired exactly as ``symbiote poll`` wires it (``wiring.build_poller``)."""
     values: dict[str, Any] = {"gh_pat": token, "api_url": fake.url, "storage_repo": fork, **settings}
     config = Settings.model_validate(values)
     storage = Storage(fork, clock=clock).open()
@@ -317,6 +317,28 @@ def percentile(values: list[float], pct: float) -> float:
     low = int(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of the calling thread and of this process's git children, live or reaped.
+
+    The fake GitHub answers from other threads of the same process, so ``time.process_time`` would
+    count its work too; a difference of two readings is the contestant's own CPU (Python, HTTP
+    client, JSON, and the git processes it started, GitPython's persistent ``cat-file`` included).
+    """
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = time.thread_time() + reaped.ru_utime + reaped.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    children: set[str] = set()
+    for listing in Path("/proc/self/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            children.update(listing.read_text(encoding="ascii").split())
+    for pid in children:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            # After the command name (which may hold spaces): state ppid ... utime stime cutime cstime.
+            fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
+            total += sum(int(value) for value in fields[11:15]) / tick
+    return total
 
 
 def rss_bytes() -> int:

@@ -1,7 +1,8 @@
-"""Markdown for the results: one summary table (Symbiote | baseline | target) and the details.
+"""Markdown for the results: one summary table (Symbiote | the two baselines | target) and the details.
 
-``--write`` replaces only what sits between the two markers in docs/performance.md, so the
-hand-written analysis around it survives a re-run.
+The summary and the details are two generated blocks; ``--write`` replaces only what sits between
+each pair of markers in docs/performance.md, so the hand-written analysis around them survives a
+re-run.
 """
 
 from __future__ import annotations
@@ -12,8 +13,13 @@ from typing import Any
 
 START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
+DETAILS_START = "<!-- bench:details:start -->"
+DETAILS_END = "<!-- bench:details:end -->"
 NA = "—"
-SIDES = ("symbiote", "baseline")
+SIDES = ("symbiote", "baseline", "baseline_stop")
+BASELINES = SIDES[1:]
+LABELS = {"symbiote": "Symbiote", "baseline": "naive", "baseline_stop": "naive + stop at seen"}
+SAME = "as naive"  # both baselines keep the same state file
 
 
 def num(value: Any, digits: int = 0, unit: str = "") -> str:
@@ -39,6 +45,11 @@ def row(*cells: str) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def sides(data: Any) -> list[str]:
+    """The contestants present in one benchmark's results (older results have no ``baseline_stop``)."""
+    return [side for side in SIDES if isinstance(data, dict) and side in data]
+
+
 def _idle_rows(r: dict[str, Any]) -> list[str]:
     points = [num(get(r, "idle", s, "points")) for s in SIDES]
     requests = [f"{num(get(r, 'idle', s, 'requests'))} ({num(get(r, 'idle', s, 'not_modified'))})" for s in SIDES]
@@ -50,20 +61,46 @@ def _idle_rows(r: dict[str, Any]) -> list[str]:
 
 def _latency_rows(r: dict[str, Any]) -> list[str]:
     cells = [f"{num(get(r, 'latency', s, 'p50_s'), 1)} / {num(get(r, 'latency', s, 'p95_s'), 1)}" for s in SIDES]
-    return [row("2", "event-to-action latency p50 / p95 (simulated s)", *cells, "p95 ≤ 61 s")]
+    return [row("2", "event-to-action latency p50 / p95 (s, compressed clock)", *cells, "p95 ≤ 61 s")]
+
+
+def end_to_end(r: dict[str, Any], side: str) -> tuple[Any, str]:
+    """First feed read to last comment: the real-sleep trial when there is one, else the compressed median."""
+    real = get(r, "overhead", "real_pacing", side, "first_read_to_last_action_s")
+    if real is not None:
+        return real, "real sleeps, one trial"
+    return get(r, "overhead", side, "first_read_to_last_action_s"), "compressed clock"
 
 
 def _overhead_rows(r: dict[str, Any]) -> list[str]:
-    per_event = [num(get(r, "overhead", s, "overhead_ms_per_event"), 3, "ms") for s in SIDES]
+    o = r["overhead"]
+    burst = f"{num(get(o, 'events'))}-event burst, {num(get(o, 'acting'))} want a comment"
+    handled = [
+        f"{num(get(o, s, 'handled'), 0)} / {num(get(o, s, 'writes'), 0)} / {num(get(o, s, 'requests'), 0)}"
+        for s in SIDES
+    ]
+    paced = [num(end_to_end(r, s)[0], 1, "s") for s in SIDES]
+    how = end_to_end(r, "symbiote")[1]
+    real = get(o, "real_pacing")
+    if real:
+        cpu = [f"{_ms(get(real, s, 'cpu_s'))} / {_ms(get(o, s, 'cpu_s'))}" for s in SIDES]
+        cpu_what = "... CPU time of that cycle, poller thread + its git processes (real sleeps / compressed clock)"
+    else:
+        cpu = [_ms(get(o, s, "cpu_s")) for s in SIDES]
+        cpu_what = "... CPU time of that cycle, poller thread + its git processes"
+    per_event = [num(get(o, s, "overhead_ms_per_event"), 3, "ms") for s in SIDES]
     routing = (
-        f"{num(get(r, 'overhead', 'symbiote', 'route_ms_per_event'), 3, 'ms')} / "
-        f"{num(get(r, 'overhead', 'pure', 'route_us_per_event'), 1, 'µs')}"
+        f"{num(get(o, 'symbiote', 'route_ms_per_event'), 3, 'ms')} / "
+        f"{num(get(o, 'pure', 'route_us_per_event'), 1, 'µs')}"
     )
-    commits = [num(get(r, "overhead", s, "commits_in_cycle"), 0) for s in SIDES]
+    commits = [num(get(o, s, "commits_in_cycle"), 0) for s in SIDES]
     return [
-        row("3", "overhead per event, API time excluded (300-event burst)", *per_event, NA),
-        row("3", "... of which routing (in the loop / pure)", routing, NA, "well under 1 ms"),
-        row("3", "storage commits per cycle", *commits, "1"),
+        row("3", f"{burst}: events handled / comments posted / requests, in one cycle", *handled, "all 300 / 60"),
+        row("3", f"... first feed read to last comment, pacing as configured ({how})", *paced, "≈ 1 s a write"),
+        row("3", cpu_what, *cpu, NA),
+        row("3", "... overhead per event, API time and pacing excluded", *per_event, NA),
+        row("3", "... of which routing (in the loop / pure)", routing, NA, NA, "well under 1 ms"),
+        row("3", "... storage commits in the cycle", *commits, "1"),
     ]
 
 
@@ -74,21 +111,22 @@ def _paced_rows(r: dict[str, Any]) -> list[str]:
         done = f"{acked} in {num(drained, 0, 's')}" if drained is not None else f"{acked}, then stalled"
         return f"{done} / {num(get(r, 'paced', side, 'max_per_minute'))} / {num(get(r, 'paced', side, 'refused'))}"
 
-    cells = [cell(side) for side in SIDES]
+    cells = [cell(side) if get(r, "paced", side) else NA for side in SIDES]
     what = (
-        f"{num(get(r, 'paced', 'events'))} comment-worthy events at once: acknowledged (in) / busiest minute / refusals"
+        f"{num(get(r, 'paced', 'events'))} comment-worthy events at once: acknowledged (in, compressed clock) / "
+        "busiest minute / refusals"
     )
-    return [row("3", what, *cells, "≤ 80 a minute, ≤ 500 an hour")]
+    return [row("3b", what, *cells, "all, ≤ 80 a minute, ≤ 500 an hour")]
 
 
 def _storage_rows(r: dict[str, Any]) -> list[str]:
     sizes = get(r, "storage", "symbiote") or []
     label = " / ".join(f"{item['stored'] // 1000}k" for item in sizes)
-    times = [" / ".join(num(item["commit_push_ms"], 0) for item in get(r, "storage", s) or []) for s in SIDES]
-    packs = [" / ".join(num(item["pack_bytes_per_event"], 0) for item in get(r, "storage", s) or []) for s in SIDES]
+    times = [" / ".join(num(item["commit_push_ms"], 0) for item in get(r, "storage", s) or []) for s in SIDES[:2]]
+    packs = [" / ".join(num(item["pack_bytes_per_event"], 0) for item in get(r, "storage", s) or []) for s in SIDES[:2]]
     return [
-        row("4", f"commit + push of one cycle with {label} events stored (ms)", *times, "flat"),
-        row("4", f"bytes pushed per stored event ({label})", *packs, NA),
+        row("4", f"commit + push of one cycle with {label} events stored (ms)", *times, SAME, "flat"),
+        row("4", f"bytes pushed per stored event ({label})", *packs, SAME, NA),
     ]
 
 
@@ -99,19 +137,22 @@ def _startup_rows(r: dict[str, Any]) -> list[str]:
         f"{num(ms.get('route'), 0)} (x{num(get(r, 'startup', 'ratio_route'), 1)})"
     )
     what = "`symbiote --help` / `symbiote route` (ms, and x `import typer`)"
-    return [row("6", what, ours, f"`import typer`: {num(ms.get('import_typer'), 0)}", "no heavy imports")]
+    return [row("6", what, ours, f"`import typer`: {num(ms.get('import_typer'), 0)}", NA, "no heavy imports")]
 
 
 def _worker_rows(r: dict[str, Any]) -> list[str]:
     rows = []
     for name, key in (("/health", "health"), ("signed /session/callback", "callback")):
         cell = f"{num(get(r, 'worker', key, 'rps'), 0)} req/s, p99 {num(get(r, 'worker', key, 'p99_ms'), 0)} ms"
-        rows.append(row("7", f"worker {name}, 50 concurrent clients", cell, NA, NA))
+        rows.append(row("7", f"worker {name}, 50 concurrent clients", cell, NA, NA, NA))
     return rows
 
 
 def summary(r: dict[str, Any]) -> list[str]:
-    rows = [row("#", "measure", "Symbiote", "naive baseline", "target"), row("---", "---", "---:", "---:", "---")]
+    rows = [
+        row("#", "measure", *(LABELS[s] for s in SIDES), "target"),
+        row("---", "---", *("---:" for _ in SIDES), "---"),
+    ]
     if "idle" in r:
         rows += _idle_rows(r)
     if "latency" in r:
@@ -128,11 +169,11 @@ def summary(r: dict[str, Any]) -> list[str]:
     if "memory" in r:
         cycles = num(get(r, "memory", "cycles"))
         growth = num(get(r, "memory", "growth_mb"), 1, "MB")
-        rows.append(row("5", f"RSS growth over {cycles} cycles, after warm-up", growth, NA, "< 5 MB"))
+        rows.append(row("5", f"RSS growth over {cycles} cycles, after warm-up", growth, NA, NA, "< 5 MB"))
         origin = get(r, "memory", "with_origin")
         if origin:
             what = f"... over {num(origin['cycles'])} cycles with the bare origin"
-            rows.append(row("5", what, num(origin["growth_mb"], 1, "MB"), NA, "< 5 MB"))
+            rows.append(row("5", what, num(origin["growth_mb"], 1, "MB"), NA, NA, "< 5 MB"))
     if "startup" in r:
         rows += _startup_rows(r)
     if "worker" in r:
@@ -142,10 +183,10 @@ def summary(r: dict[str, Any]) -> list[str]:
 
 def _idle_details(r: dict[str, Any]) -> list[str]:
     lines = ["", "**1. Idle hour** (after the first run's baseline):", ""]
-    for side in SIDES:
+    for side in sides(r["idle"]):
         d = r["idle"][side]
         lines.append(
-            f"- {side}: {d['cycles']} cycles in {d['simulated_s']} simulated s, {d['requests']} requests "
+            f"- {LABELS[side]}: {d['cycles']} cycles in {d['simulated_s']} s, {d['requests']} requests "
             f"({d['not_modified']} answered 304), {d['points']} points, {d['commits']} commits"
         )
     return lines
@@ -161,49 +202,98 @@ def _latency_details(r: dict[str, Any]) -> list[str]:
         ),
         "",
     ]
-    for side in SIDES:
+    for side in sides(data):
         d = data[side]
         lines.append(
-            f"- {side}: acted on {d['acted']}/{d['expected']}; p50 {num(d['p50_s'], 1)} s, p95 "
+            f"- {LABELS[side]}: acted on {d['acted']}/{d['expected']}; p50 {num(d['p50_s'], 1)} s, p95 "
             f"{num(d['p95_s'], 1)} s (pooled p95 {num(d['pooled_p95_s'], 1)} s, max {num(d['max_s'], 1)} s)"
         )
     return lines
 
 
+def _ms(value: Any, digits: int = 0) -> str:
+    return num(None if value is None else value * 1000, digits, "ms")
+
+
 def _overhead_details(r: dict[str, Any]) -> list[str]:
     o = r["overhead"]
-    s, b, p = o["symbiote"], o["baseline"], o["pure"]
+    present = sides(o)
+    s, p = o["symbiote"], o["pure"]
+    real = o.get("real_pacing") or {}
+
+    def line(label: str, value: Any) -> str:
+        return row(label, *(value(side) for side in present))
+
     storage = (
         f"{num(s['storage_ms_per_event'], 3)} ms ({num(s['storage_merge_ms_per_event'], 3)} / "
         f"{num(s['storage_serialise_ms_per_event'], 3)} / {num(s['storage_git_ms_per_event'], 3)})"
     )
     pure = ", ".join(f"{k.removesuffix('_us_per_event')} {num(v, 1)}" for k, v in p.items())
-    return [
+    lines = [
         "",
         (
             f"**3. One cycle over a {o['events']}-event burst** ({o['acting']} of them want a comment; median of "
-            f"{o['runs']} runs):"
+            f"{o['runs']} runs on the compressed clock"
+            + (", and one run with PyGithub sleeping for real" if real else "")
+            + "):"
         ),
         "",
-        row("", "Symbiote", "baseline"),
-        row("---", "---:", "---:"),
-        row("events handled in the cycle", num(s["handled"], 0), num(b["handled"], 0)),
-        row("cycle wall time", num(s["cycle_s"] * 1000, 0, "ms"), num(b["cycle_s"] * 1000, 0, "ms")),
-        row("of which GitHub API (loopback)", num(s["api_s"] * 1000, 0, "ms"), num(b["api_s"] * 1000, 0, "ms")),
-        row("overhead per event", num(s["overhead_ms_per_event"], 3, "ms"), num(b["overhead_ms_per_event"], 3, "ms")),
-        row("parse + dedupe per event", num(s["parse_dedupe_ms_per_event"], 3, "ms"), NA),
-        row("planning per event", num(s["plan_ms_per_event"], 3, "ms"), NA),
-        row("routing per event", num(s["route_ms_per_event"], 3, "ms"), NA),
-        row("storage per event (merge / serialise / git)", storage, num(b["storage_ms_per_event"], 3, "ms")),
-        row("git commands in the cycle", num(s["git_commands"], 0), "3"),
-        "",
-        f"Pure steps (no I/O), µs per event: {pure}.",
+        row("", *(LABELS[side] for side in present)),
+        row("---", *("---:" for _ in present)),
+        line("events handled in the cycle", lambda side: num(get(o, side, "handled"), 0)),
+        line(
+            "comments posted / requests to GitHub",
+            lambda side: f"{num(get(o, side, 'writes'), 0)} / {num(get(o, side, 'requests'), 0)}",
+        ),
     ]
+    if real:
+        lines += [
+            line(
+                "first feed read to last comment, real sleeps (one trial)",
+                lambda side: num(get(real, side, "first_read_to_last_action_s"), 1, "s"),
+            ),
+            line(
+                "... whole cycle incl. the commit, real sleeps",
+                lambda side: num(get(real, side, "cycle_real_s"), 1, "s"),
+            ),
+            line("... CPU time of the cycle, real sleeps", lambda side: _ms(get(real, side, "cpu_s"))),
+        ]
+    lines += [
+        line(
+            "first feed read to last comment, compressed clock",
+            lambda side: num(get(o, side, "first_read_to_last_action_s"), 1, "s"),
+        ),
+        line(
+            "... whole cycle incl. the commit, compressed clock",
+            lambda side: num(get(o, side, "cycle_clock_s"), 1, "s"),
+        ),
+        line("... CPU time of the cycle, compressed clock", lambda side: _ms(get(o, side, "cpu_s"))),
+        line("cycle work time (pacing sleeps excluded)", lambda side: _ms(get(o, side, "cycle_s"))),
+        line("... of which GitHub API (loopback)", lambda side: _ms(get(o, side, "api_s"))),
+        line(
+            "overhead per event (work time minus API time)",
+            lambda side: num(get(o, side, "overhead_ms_per_event"), 3, "ms"),
+        ),
+        row("parse + dedupe per event", num(s["parse_dedupe_ms_per_event"], 3, "ms"), *(NA for _ in present[1:])),
+        row("planning per event", num(s["plan_ms_per_event"], 3, "ms"), *(NA for _ in present[1:])),
+        row("routing per event", num(s["route_ms_per_event"], 3, "ms"), *(NA for _ in present[1:])),
+        line(
+            "storage per event (Symbiote: merge / serialise / git)",
+            lambda side: storage if side == "symbiote" else num(get(o, side, "storage_ms_per_event"), 3, "ms"),
+        ),
+        line(
+            "git commands / storage commits in the cycle",
+            lambda side: f"{num(get(o, side, 'git_commands'), 0)} / {num(get(o, side, 'commits_in_cycle'), 0)}",
+        ),
+        "",
+        f"Pure steps (no I/O), µs of CPU per event: {pure}.",
+    ]
+    return lines
 
 
 def _paced_details(r: dict[str, Any]) -> list[str]:
-    lines = ["", f"**3b. {r['paced']['events']} comment-worthy events at once** (simulated time):", ""]
-    for side in SIDES:
+    lines = ["", f"**3b. {r['paced']['events']} comment-worthy events at once** (compressed clock):", ""]
+    for side in sides(r["paced"]):
         d = r["paced"][side]
         outcome = (
             f"all {d['acked']} acknowledged in {num(d['drained_s'], 0)} s"
@@ -211,7 +301,7 @@ def _paced_details(r: dict[str, Any]) -> list[str]:
             else f"only {d.get('acked')} acknowledged, then no progress: the rest fell out of the 300-event window"
         )
         lines.append(
-            f"- {side}: {outcome}; {d['cycles']} cycles, {d['commits']} commits; {d['writes']} writes, busiest "
+            f"- {LABELS[side]}: {outcome}; {d['cycles']} cycles, {d['commits']} commits; {d['writes']} writes, busiest "
             f"minute {d['max_per_minute']}, busiest hour {d['max_per_hour']}; refused by GitHub: {d['refused']}"
         )
     return lines
@@ -228,7 +318,11 @@ def _storage_details(r: dict[str, Any]) -> list[str]:
         row("", "stored", "today's file", "commit + push", "bytes per event"),
         row("---", "---:", "---:", "---:", "---:"),
     ]
-    for label, key in (("Symbiote", "symbiote"), ("Symbiote, busy day", "symbiote_today"), ("baseline", "baseline")):
+    for label, key in (
+        ("Symbiote", "symbiote"),
+        ("Symbiote, busy day", "symbiote_today"),
+        ("naive (both baselines)", "baseline"),
+    ):
         for item in r["storage"].get(key, []):
             sizes = (
                 f"{num(item['raw_bytes_per_event'], 0)} / {num(item['loose_bytes_per_event'], 0)} / "
@@ -324,26 +418,38 @@ def details(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(results: dict[str, Any]) -> str:
+def header(results: dict[str, Any]) -> str:
     m = results["machine"]
     mode = " (quick mode: smaller sizes, one repeat)" if results["quick"] else ""
-    header = (
+    return (
         f"Measured {m['date']} on {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM, Linux "
         f"{m['kernel']}, Python {m['python']}, git {m['git']}. Load average {results['load_before']} before and "
-        f"{results['load_after']} after. Command: `.venv/bin/{results['command']}`{mode}; total "
-        f"{results['wall_s']} s."
+        f"{results['load_after']} after: the machine was shared with other sessions running tests, so wall-clock "
+        "figures are noisy and CPU times, counts and medians carry the comparison. Command: "
+        f"`.venv/bin/{results['command']}`{mode}; total {results['wall_s']} s."
     )
-    lines = [START, header, "", *summary(results), *details(results), END]
-    return "\n".join(lines) + "\n"
 
 
-def write(path: Path, block: str) -> None:
-    """Replace the generated block of ``path`` (or append it when the markers are missing)."""
+def blocks(results: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """The two generated blocks, by their markers: the summary table, then the details."""
+    return {
+        (START, END): "\n".join([START, header(results), "", *summary(results), END]) + "\n",
+        (DETAILS_START, DETAILS_END): "\n".join([DETAILS_START, *details(results)[1:], DETAILS_END]) + "\n",
+    }
+
+
+def render(results: dict[str, Any]) -> str:
+    return "\n".join(blocks(results).values())
+
+
+def write(path: Path, results: dict[str, Any]) -> None:
+    """Replace each generated block of ``path`` (or append it when its markers are missing)."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block.rstrip("\n") + tail
-    else:
-        text = text + ("\n" if text and not text.endswith("\n") else "") + block
+    for (start, end), block in blocks(results).items():
+        if start in text and end in text:
+            head, rest = text.split(start, 1)
+            _, tail = rest.split(end, 1)
+            text = head + block.rstrip("\n") + tail
+        else:
+            text = text + ("\n" if text and not text.endswith("\n") else "") + block
     path.write_text(text, encoding="utf-8")
