@@ -42,7 +42,7 @@ from symbiote_cli.core.models import Event, ProcessedEvent
 from symbiote_cli.core.routing import RoutingContext, route_event
 from symbiote_cli.core.rules import BUILTIN_RULES, RulesPlanner, is_sensitive, summarize
 from symbiote_cli.flows import poll as poller_module
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 from symbiote_cli.storage.branch import dumps
 
 BURST = 300
@@ -127,9 +127,9 @@ def _symbiote(cfg: Any, real_pacing: bool) -> dict[str, Any]:
             storage.refresh = watches["refresh"].wrap(storage.refresh)  # type: ignore[method-assign]
             storage._plan = watches["serialise"].wrap(storage._plan)  # type: ignore[method-assign]
             storage._run = watches["git"].wrap(storage._run)  # type: ignore[method-assign]
-            real_route, real_merge = poller_module.route_event, state.merge_events
+            real_route, real_merge = poller_module.route_event, layout.merge_events
             poller_module.route_event = watches["route"].wrap(real_route)  # type: ignore[assignment]
-            state.merge_events = watches["merge"].wrap(real_merge)  # type: ignore[assignment]
+            layout.merge_events = watches["merge"].wrap(real_merge)  # type: ignore[assignment]
             since = len(fake.requests)
             try:
                 cpu, started = cpu_seconds(), clock.now()
@@ -139,7 +139,7 @@ def _symbiote(cfg: Any, real_pacing: bool) -> dict[str, Any]:
                 cpu = cpu_seconds() - cpu
             finally:
                 poller_module.route_event = real_route  # type: ignore[assignment]
-                state.merge_events = real_merge  # type: ignore[assignment]
+                layout.merge_events = real_merge  # type: ignore[assignment]
             paced = _paced(fake, since, clock, started, start)
             storage.close()
         fake.stop()
@@ -267,7 +267,7 @@ def pure(cfg: Any) -> dict[str, Any]:
             return []
 
     def store() -> None:
-        for value in state.merge_events(_Empty(), USER, records, None).values():
+        for value in layout.merge_events(_Empty(), USER, records, None).values():
             dumps(value)
 
     steps = {"parse": parse, "dedupe": dedupe, "plan": plan, "route": route, "store_serialise": store}

@@ -35,7 +35,7 @@ from benchmarks.common import (
     symbiote_poller,
 )
 from benchmarks.naive import commit_state, start_branch
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 from symbiote_cli.storage.branch import Storage
 
 PER_DAY = 1000
@@ -44,7 +44,7 @@ DAY = 86400.0
 
 
 def _record(event_id: int, at: float, acting: bool) -> dict[str, Any]:
-    """One stored record, shaped as ``state.merge_events`` writes it."""
+    """One stored record, shaped as ``layout.merge_events`` writes it."""
     record: dict[str, Any] = {
         "event_id": str(event_id),
         "type": "IssuesEvent" if acting else "PushEvent",
@@ -80,15 +80,15 @@ def populate(fork: Path, clock: SimClock, total: int, today: int) -> None:
     for index in range(past):
         day_start = START - DAY * (1 + index // PER_DAY)
         at = day_start + (index % PER_DAY) * (DAY / PER_DAY)
-        path = state.events_path(USER, state.day_of(at))
+        path = layout.events_path(USER, layout.day_of(at))
         files.setdefault(path, {})[str(event_id)] = _record(event_id, at, index % 5 == 0)
         event_id += 1
     for index in range(today):
         at = START - 3600 + index * (3000 / max(1, today))
-        path = state.events_path(USER, state.day_of(START))
+        path = layout.events_path(USER, layout.day_of(START))
         files.setdefault(path, {})[str(event_id)] = _record(event_id, at, index % 5 == 0)
         event_id += 1
-    changes = {path: state.day_json(events) for path, events in files.items()}
+    changes = {path: layout.day_json(events) for path, events in files.items()}
     if changes:
         storage.update(lambda _view: changes, f"benchmark: {total} stored events")
     storage.close()

@@ -25,7 +25,7 @@ from typing import Any
 
 from benchmarks.common import GIT_ISOLATION, Sandbox, median, new_fake, percentile
 from symbiote_cli.core import sessions, signing
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 from symbiote_cli.storage.branch import Storage
 
 CLIENTS = 50
@@ -53,7 +53,7 @@ def _seed_sessions(fork: Path, users: list[str]) -> dict[str, dict[str, Any]]:
     }
     storage = Storage(fork).open()
     storage.update(
-        lambda _view: {state.session_path(u): s.model_dump(mode="json") for u, s in records.items()},
+        lambda _view: {layout.session_path(u): s.model_dump(mode="json") for u, s in records.items()},
         "benchmark: sessions",
     )
     storage.close()

@@ -17,7 +17,7 @@ from fakegithub import FakeGitHub
 
 from symbiote_cli.core import sessions
 from symbiote_cli.core.privacy import generate_key
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 from symbiote_cli.storage.branch import Storage
 
 CLI = [sys.executable, "-m", "symbiote_cli"]
@@ -281,11 +281,11 @@ def test_store_gc_expires_silent_sessions_and_leaves_a_damaged_one(cli: Runner) 
     does not parse is left for a human (not a crash), and event days past retention go."""
     now = time.time()
     silent = sessions.new_session("octo", "local", now - 86400, deadline_s=None, session_id="silent")
-    old_day = state.events_path("octo", state.day_of(now - 60 * 86400))
+    old_day = layout.events_path("octo", layout.day_of(now - 60 * 86400))
     seed = {
-        state.session_path("octo"): silent.model_dump(mode="json"),
-        state.session_path("bob"): {"schema_version": 1, "id": 5},
-        old_day: state.day_json({}),
+        layout.session_path("octo"): silent.model_dump(mode="json"),
+        layout.session_path("bob"): {"schema_version": 1, "id": 5},
+        old_day: layout.day_json({}),
     }
     with Storage(cli.fork) as storage:
         storage.update(lambda _view: seed, "test: seed")
@@ -293,9 +293,9 @@ def test_store_gc_expires_silent_sessions_and_leaves_a_damaged_one(cli: Runner) 
     assert done.returncode == 0, done.stderr
     assert "removed 1 files" in done.stdout
     assert old_day in done.stdout
-    stored = json.loads(cli("store", "get", state.session_path("octo")).stdout)
+    stored = json.loads(cli("store", "get", layout.session_path("octo")).stdout)
     assert stored["status"] == "expired"
-    assert json.loads(cli("store", "get", state.session_path("bob")).stdout) == {"schema_version": 1, "id": 5}
+    assert json.loads(cli("store", "get", layout.session_path("bob")).stdout) == {"schema_version": 1, "id": 5}
     again = cli("store", "gc")
     assert again.returncode == 0, again.stderr
     assert "removed 0 files" in again.stdout

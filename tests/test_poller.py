@@ -16,7 +16,7 @@ from symbiote_cli.core.errors import AuthError, SupersededError
 from symbiote_cli.core.models import Route
 from symbiote_cli.flows.poll import Poller
 from symbiote_cli.settings import Settings
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 from symbiote_cli.storage.branch import Storage
 from symbiote_cli.wiring import PollRequest, build_poller, make_client
 
@@ -75,7 +75,7 @@ def test_first_run_takes_a_baseline_and_acts_on_nothing_older(hello: FakeGitHub,
     report = poller.cycle()
     assert report.status == "baseline"
     assert not hello.comments
-    cursor = state.load_cursor(poller.storage, "octo")
+    cursor = layout.load_cursor(poller.storage, "octo")
     assert cursor is not None
     assert cursor.last_event_id == hello.events("octo")[-1]["id"]
     assert any("baseline" in w for w in seen.warnings)
@@ -155,7 +155,7 @@ def test_kernel_repos_are_left_to_the_kernel(fake_github: FakeGitHub, fork: Path
     poller.cycle()
     assert [d.route for d in seen.decisions] == [Route.KERNEL, Route.KERNEL]
     assert not fake_github.comments
-    registry = state.load_registry(poller.storage)
+    registry = layout.load_registry(poller.storage)
     assert registry["octo/kernel-served"].kernel
     # The lookup is cached: a second event in the same repo makes no new probe.
     probes = len(fake_github.requests_to("GET", r"/contents/"))
@@ -274,7 +274,7 @@ def test_revoked_token_stops_with_auth_error_and_flushes(hello: FakeGitHub, fork
     hello.revoke(hello.token or "")
     with pytest.raises(AuthError):
         poller.run()
-    session = state.load_session(poller.storage, "octo")
+    session = layout.load_session(poller.storage, "octo")
     assert session is not None
     assert session.status.value == "failed"
 
@@ -290,7 +290,7 @@ def test_a_newer_session_supersedes_the_poller(hello: FakeGitHub, fork: Path) ->
         first.run()
     second.cycle()
     assert len(acks(hello, "octo/hello", 1)) == 1
-    stored = state.load_session(second.storage, "octo")
+    stored = layout.load_session(second.storage, "octo")
     assert stored is not None
     assert second.session is not None
     assert stored.id == second.session.id

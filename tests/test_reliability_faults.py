@@ -36,7 +36,7 @@ from test_reliability_support import (
 )
 
 from symbiote_cli.core.errors import AuthError
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 
 FEED = r"^/users/octo/events$"
 POST = r"^/repos/octo/hello/issues/\d+/comments$"
@@ -383,7 +383,7 @@ def test_revoked_token_mid_run_stops_flushes_and_makes_no_storm(
         poller.run()
     assert revoked_at
     assert len(fake.requests) - revoked_at[0] <= 2  # one 401, then stop
-    session = state.load_session(poller.storage, USER)
+    session = layout.load_session(poller.storage, USER)
     assert session is not None
     assert session.status.value == "failed"
     # What was done before the token died is recorded; the rest stays ahead of the cursor.

@@ -23,7 +23,7 @@ from fakegithub import FakeGitHub
 
 from symbiote_cli.core.models import RegistryEntry
 from symbiote_cli.core.privacy import repo_key
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 from symbiote_cli.storage.branch import Storage
 
 CLI = [sys.executable, "-m", "symbiote_cli"]
@@ -97,12 +97,12 @@ def route(fake_github: FakeGitHub, fork: Path, env_for: Callable[..., dict[str, 
 def seed_registry(fork: Path, entries: dict[str, RegistryEntry]) -> None:
     """Store ``registry.json`` on the storage branch (pushed to the origin), as poll would have."""
     with Storage(fork) as storage:
-        storage.update(lambda _view: {state.REGISTRY: state.registry_json(entries)}, "seed the registry")
+        storage.update(lambda _view: {layout.REGISTRY: layout.registry_json(entries)}, "seed the registry")
 
 
 def stored_registry(origin: Path) -> dict[str, Any]:
     shown = subprocess.run(
-        ["git", "show", f"refs/heads/__STORAGE__:{state.REGISTRY}"],
+        ["git", "show", f"refs/heads/__STORAGE__:{layout.REGISTRY}"],
         cwd=origin,
         capture_output=True,
         text=True,

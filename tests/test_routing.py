@@ -14,7 +14,7 @@ from symbiote_cli.core.privacy import repo_key
 from symbiote_cli.core.routing import RoutingContext, handler_names, registry_key, route_event
 from symbiote_cli.core.rules import DefaultRules, is_sensitive, summarize
 from symbiote_cli.github.registry import KernelRegistry
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 from symbiote_cli.storage.transactions import merge_registry
 
 
@@ -198,7 +198,7 @@ def test_registry_changes_merge_keeping_the_newer_lookup() -> None:
             self.data = data
 
         def read_json(self, path: str) -> Any:
-            return self.data if path == state.REGISTRY else None
+            return self.data if path == layout.REGISTRY else None
 
         def list_paths(self, prefix: str) -> list[str]:
             return []
@@ -206,7 +206,7 @@ def test_registry_changes_merge_keeping_the_newer_lookup() -> None:
     newer = RegistryEntry(repo="octo/a", kernel=True, source="newer", checked_at=20.0)
     older = RegistryEntry(repo="octo/a", kernel=False, source="older", checked_at=10.0)
     other = RegistryEntry(repo="octo/b", kernel=False, source="b", checked_at=5.0)
-    view = View(state.registry_json({"octo/a": newer}))
-    repos = merge_registry(view, {"octo/a": older, "octo/b": other})[state.REGISTRY]["repos"]
+    view = View(layout.registry_json({"octo/a": newer}))
+    repos = merge_registry(view, {"octo/a": older, "octo/b": other})[layout.REGISTRY]["repos"]
     assert repos["octo/a"]["source"] == "newer"
     assert repos["octo/b"]["source"] == "b"

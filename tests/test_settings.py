@@ -152,11 +152,11 @@ def test_log_level_debug_shows_debug_lines(tmp_path: Path) -> None:
     for name in ("LOG_LEVEL", "SYMBIOTE_LOG_LEVEL"):
         loud = _cli(tmp_path, "route", "-", **{name: "DEBUG"})
         assert loud.returncode == 0, loud.stderr
-        assert "DEBUG symbiote.runner: kernel registry" in loud.stderr
+        assert "DEBUG symbiote.wiring: kernel registry" in loud.stderr
     # The same level read from the seed's .dev.vars; and a failure then shows its traceback.
     (tmp_path / ".dev.vars").write_text("LOG_LEVEL=DEBUG\n", encoding="utf-8")
     from_file = _cli(tmp_path, "route", "-")
-    assert "DEBUG symbiote.runner" in from_file.stderr
+    assert "DEBUG symbiote.wiring" in from_file.stderr
     failed = _cli(tmp_path, "route", "missing.json")
     assert failed.returncode == ExitCode.USAGE
     assert "Traceback" in failed.stderr

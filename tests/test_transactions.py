@@ -32,7 +32,7 @@ from symbiote_cli.core.models import (
 )
 from symbiote_cli.core.privacy import protect_record
 from symbiote_cli.flows import inbox
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 from symbiote_cli.storage import transactions as tx
 
 HB = 60.0
@@ -112,29 +112,29 @@ def test_claim_records_a_new_session_and_claiming_again_writes_nothing() -> None
     incoming = session("new")
     claim = partial(tx.claim_session, user=USER, incoming=incoming, now=NOW, heartbeat_interval=HB)
     first, second = run_twice(View(), claim)
-    assert first == {state.session_path(USER): stored(incoming)}
+    assert first == {layout.session_path(USER): stored(incoming)}
     assert second == {}
 
 
 def test_claim_never_overwrites_a_newer_live_session_and_both_writers_agree_on_the_winner() -> None:
     newer = session("newer", started=NOW - 1)
     older = session("older", started=NOW - 5)
-    view = View({state.session_path(USER): stored(newer)})
+    view = View({layout.session_path(USER): stored(newer)})
     assert tx.claim_session(view, USER, older, now=NOW, heartbeat_interval=HB) == {}
     assert tx.session_winner(view, USER, older, now=NOW, heartbeat_interval=HB).id == "newer"
     # The other way round, the incoming one is newer and takes over.
-    view = View({state.session_path(USER): stored(older)})
+    view = View({layout.session_path(USER): stored(older)})
     changes = tx.claim_session(view, USER, newer, now=NOW, heartbeat_interval=HB)
-    assert changes[state.session_path(USER)]["id"] == "newer"
+    assert changes[layout.session_path(USER)]["id"] == "newer"
     assert tx.session_winner(view.applied(changes), USER, newer, now=NOW, heartbeat_interval=HB).id == "newer"
 
 
 def test_claim_takes_over_an_expired_session() -> None:
     silent = session("old", started=NOW - 100 * HB)
     incoming = session("new")
-    view = View({state.session_path(USER): stored(silent)})
+    view = View({layout.session_path(USER): stored(silent)})
     changes = tx.claim_session(view, USER, incoming, now=NOW, heartbeat_interval=HB)
-    assert changes == {state.session_path(USER): stored(incoming)}
+    assert changes == {layout.session_path(USER): stored(incoming)}
 
 
 def test_the_poller_and_the_worker_claim_with_the_one_claim_function() -> None:
@@ -149,10 +149,10 @@ def test_the_poller_and_the_worker_claim_with_the_one_claim_function() -> None:
 
 def test_fail_session_touches_only_that_session_and_is_idempotent() -> None:
     mine = session("mine", status=SessionStatus.STARTING)
-    view = View({state.session_path(USER): stored(mine)})
+    view = View({layout.session_path(USER): stored(mine)})
     fail = partial(tx.fail_session, user=USER, session_id="mine", now=NOW + 1)
     first, second = run_twice(view, fail)
-    assert first[state.session_path(USER)]["status"] == "failed"
+    assert first[layout.session_path(USER)]["status"] == "failed"
     assert second == {}
     assert tx.fail_session(view, USER, "someone-else", now=NOW) == {}
     assert tx.fail_session(View(), USER, "mine", now=NOW) == {}
@@ -160,17 +160,17 @@ def test_fail_session_touches_only_that_session_and_is_idempotent() -> None:
 
 def test_report_session_moves_forward_and_a_repeated_report_writes_nothing() -> None:
     mine = session("mine", status=SessionStatus.STARTING)
-    view = View({state.session_path(USER): stored(mine)})
+    view = View({layout.session_path(USER): stored(mine)})
     report = mine.model_copy(update={"status": SessionStatus.ACTIVE, "run_id": "7", "counts": {"events": 2}})
     report_it = partial(tx.report_session, user=USER, report=report, now=NOW, heartbeat_interval=HB)
     first, second = run_twice(view, report_it)
-    assert first[state.session_path(USER)]["status"] == "active"
-    assert first[state.session_path(USER)]["counts"] == {"events": 2}
+    assert first[layout.session_path(USER)]["status"] == "active"
+    assert first[layout.session_path(USER)]["counts"] == {"events": 2}
     assert second == {}
     ended = report.model_copy(update={"status": SessionStatus.ENDED})
     after = view.applied(first)
     done = tx.report_session(after, USER, ended, now=NOW + 1, heartbeat_interval=HB)
-    assert done[state.session_path(USER)]["status"] == "ended"
+    assert done[layout.session_path(USER)]["status"] == "ended"
     with pytest.raises(sessions.SessionError):  # an ended session never comes back
         tx.report_session(after.applied(done), USER, report, now=NOW + 2, heartbeat_interval=HB)
 
@@ -178,14 +178,14 @@ def test_report_session_moves_forward_and_a_repeated_report_writes_nothing() -> 
 def test_save_own_session_writes_while_owner_and_never_over_a_newer_session() -> None:
     mine = session("mine")
     beat = sessions.heartbeat(mine, NOW + 10, counts={"cycles": 3})
-    view = View({state.session_path(USER): stored(mine)})
+    view = View({layout.session_path(USER): stored(mine)})
     first, second = run_twice(view, partial(tx.save_own_session, user=USER, session=beat))
-    assert first == {state.session_path(USER): stored(beat)}
+    assert first == {layout.session_path(USER): stored(beat)}
     assert second == {}
-    newer = View({state.session_path(USER): stored(session("newer", started=NOW + 5))})
+    newer = View({layout.session_path(USER): stored(session("newer", started=NOW + 5))})
     assert tx.save_own_session(newer, USER, sessions.end(mine, NOW + 20)) == {}
     # Pruned meanwhile: the session is recorded again.
-    assert tx.save_own_session(View(), USER, beat) == {state.session_path(USER): stored(beat)}
+    assert tx.save_own_session(View(), USER, beat) == {layout.session_path(USER): stored(beat)}
 
 
 # --------------------------------------------------------------------------- polling
@@ -194,18 +194,18 @@ def test_save_own_session_writes_while_owner_and_never_over_a_newer_session() ->
 def test_advance_cursor_never_moves_backwards() -> None:
     ours = Cursor(user=USER, last_event_id="100", etag='W/"a"')
     assert tx.advance_cursor(View(), USER, ours, now=NOW) == {
-        state.cursor_path(USER): stored(ours.model_copy(update={"updated_at": NOW}))
+        layout.cursor_path(USER): stored(ours.model_copy(update={"updated_at": NOW}))
     }
     further = Cursor(user=USER, last_event_id="200")
-    view = View({state.cursor_path(USER): stored(further)})
-    kept = tx.advance_cursor(view, USER, ours, now=NOW)[state.cursor_path(USER)]
+    view = View({layout.cursor_path(USER): stored(further)})
+    kept = tx.advance_cursor(view, USER, ours, now=NOW)[layout.cursor_path(USER)]
     assert kept["last_event_id"] == "200"
     assert kept["etag"] is None  # the next poll reads the feed again
 
 
 def test_record_events_keeps_other_writers_events_and_storing_again_changes_nothing() -> None:
-    day = state.events_path(USER, state.day_of(NOW))
-    view = View(state.merge_events(View(), USER, [event("1")], None))
+    day = layout.events_path(USER, layout.day_of(NOW))
+    view = View(layout.merge_events(View(), USER, [event("1")], None))
     record = partial(tx.record_events, user=USER, records=[event("2")])
     first, second = run_twice(view, record)
     assert set(first[day]["events"]) == {"1", "2"}
@@ -222,9 +222,9 @@ def test_record_events_refuses_a_private_record_in_clear() -> None:
 
 def test_flush_cycle_stores_everything_of_a_cycle_in_one_change_set() -> None:
     mine = session("mine")
-    inbox_path = state.inbox_path(USER, "st-1")
+    inbox_path = layout.inbox_path(USER, "st-1")
     entry = RegistryEntry(repo="octo/hello", kernel=True, source="config", checked_at=NOW)
-    view = View({state.session_path(USER): stored(mine), inbox_path: {"state_id": "st-1"}})
+    view = View({layout.session_path(USER): stored(mine), inbox_path: {"state_id": "st-1"}})
     cycle = tx.Cycle(
         cursor=Cursor(user=USER, last_event_id="5"),
         events=[event("5")],
@@ -234,15 +234,15 @@ def test_flush_cycle_stores_everything_of_a_cycle_in_one_change_set() -> None:
     )
     changes = tx.flush_cycle(view, USER, cycle, now=NOW + 1)
     assert set(changes) == {
-        state.cursor_path(USER),
-        state.events_path(USER, state.day_of(NOW)),
-        state.outbox_path("st-1"),
+        layout.cursor_path(USER),
+        layout.events_path(USER, layout.day_of(NOW)),
+        layout.outbox_path("st-1"),
         inbox_path,
-        state.REGISTRY,
-        state.session_path(USER),
+        layout.REGISTRY,
+        layout.session_path(USER),
     }
     assert changes[inbox_path] is None
-    assert changes[state.cursor_path(USER)]["updated_at"] == NOW + 1
+    assert changes[layout.cursor_path(USER)]["updated_at"] == NOW + 1
     assert not tx.Cycle()
     assert tx.flush_cycle(view, USER, tx.Cycle(), now=NOW) == {}
 
@@ -254,21 +254,21 @@ def test_queue_request_queues_once_and_never_after_the_result() -> None:
     record = {"state_id": "st-1", "user": USER, "received_at": NOW}
     queue = partial(tx.queue_request, user=USER, state_id="st-1", record=record)
     first, second = run_twice(View(), queue)
-    assert first == {state.inbox_path(USER, "st-1"): record}
+    assert first == {layout.inbox_path(USER, "st-1"): record}
     assert second == {}
-    done = View({state.outbox_path("st-1"): outbox_record("st-1", "posted")})
+    done = View({layout.outbox_path("st-1"): outbox_record("st-1", "posted")})
     assert tx.queue_request(done, USER, "st-1", record) == {}
 
 
 def test_a_second_outcome_for_the_same_state_id_keeps_the_first() -> None:
     first_record = outbox_record("st-1", "first")
     first, second = run_twice(View(), partial(tx.record_outcome, state_id="st-1", record=first_record))
-    assert first == {state.outbox_path("st-1"): first_record}
+    assert first == {layout.outbox_path("st-1"): first_record}
     assert second == {}
     after = View().applied(first)
     assert tx.record_outcome(after, "st-1", outbox_record("st-1", "second")) == {}
     # The poller's drain: the inbox entry goes either way, the stored result stays.
-    inbox_path = state.inbox_path(USER, "st-1")
+    inbox_path = layout.inbox_path(USER, "st-1")
     late = after.applied({inbox_path: {"state_id": "st-1"}})
     assert tx.record_outcome(late, "st-1", outbox_record("st-1", "second"), inbox_path=inbox_path) == {
         inbox_path: None
@@ -293,10 +293,10 @@ def test_drained_outcomes_become_outbox_records_except_those_already_stored() ->
 def test_merge_registry_keeps_the_newer_lookup_and_writes_nothing_without_entries() -> None:
     newer = RegistryEntry(repo="octo/a", kernel=True, source="newer", checked_at=20.0)
     older = RegistryEntry(repo="octo/a", kernel=False, source="older", checked_at=10.0)
-    view = View({state.REGISTRY: state.registry_json({"octo/a": newer})})
+    view = View({layout.REGISTRY: layout.registry_json({"octo/a": newer})})
     merge = partial(tx.merge_registry, changed={"octo/a": older})
     first, second = run_twice(view, merge)
-    assert first[state.REGISTRY]["repos"]["octo/a"]["source"] == "newer"
+    assert first[layout.REGISTRY]["repos"]["octo/a"]["source"] == "newer"
     assert second == first
     assert tx.merge_registry(view, {}) == {}
 
@@ -309,33 +309,33 @@ def gc(view: View, now: float = NOW) -> tx.Changes:
 
 
 def test_gc_writes_expiry_prunes_past_retention_and_a_second_run_changes_nothing() -> None:
-    old_day = state.day_of(NOW - 30 * DAY)
-    today = state.day_of(NOW)
+    old_day = layout.day_of(NOW - 30 * DAY)
+    today = layout.day_of(NOW)
     silent = session("silent", started=NOW - 10 * HB)
     view = View(
         {
-            state.events_path(USER, old_day): state.day_json({}),
-            state.events_path(USER, today): state.day_json({}),
-            state.session_path(USER): stored(silent),
-            state.session_path("bob"): stored(
+            layout.events_path(USER, old_day): layout.day_json({}),
+            layout.events_path(USER, today): layout.day_json({}),
+            layout.session_path(USER): stored(silent),
+            layout.session_path("bob"): stored(
                 sessions.end(session("gone", started=NOW - 30 * DAY), NOW - 29 * DAY).model_copy(update={"user": "bob"})
             ),
         }
     )
     first, second = run_twice(view, gc)
-    assert first[state.events_path(USER, old_day)] is None
-    assert state.events_path(USER, today) not in first
-    assert first[state.session_path(USER)]["status"] == "expired"
-    assert first[state.session_path("bob")] is None
-    assert tx.deleted_paths(first) == sorted([state.events_path(USER, old_day), state.session_path("bob")])
+    assert first[layout.events_path(USER, old_day)] is None
+    assert layout.events_path(USER, today) not in first
+    assert first[layout.session_path(USER)]["status"] == "expired"
+    assert first[layout.session_path("bob")] is None
+    assert tx.deleted_paths(first) == sorted([layout.events_path(USER, old_day), layout.session_path("bob")])
     assert second == {}
 
 
 def test_gc_never_touches_a_live_session_and_leaves_a_damaged_one_for_a_human() -> None:
     live = session("live")
-    view = View({state.session_path(USER): stored(live), state.session_path("bob"): {"id": 5}})
+    view = View({layout.session_path(USER): stored(live), layout.session_path("bob"): {"id": 5}})
     assert gc(view) == {}
-    broken = View({state.session_path("bob"): StorageError("users/bob/session.json is not valid JSON")})
+    broken = View({layout.session_path("bob"): StorageError("users/bob/session.json is not valid JSON")})
     assert gc(broken) == {}
 
 
@@ -360,7 +360,7 @@ class Branch(View):
 def test_apply_reports_the_attempt_that_was_committed() -> None:
     newer = session("newer", started=NOW + 1)
     incoming = session("mine")
-    branch = Branch(stale={}, fresh={state.session_path(USER): stored(newer)})
+    branch = Branch(stale={}, fresh={layout.session_path(USER): stored(newer)})
     claim = partial(tx.claim_session, user=USER, incoming=incoming, now=NOW + 1, heartbeat_interval=HB)
     applied = tx.apply(branch, claim, "claim")  # type: ignore[arg-type]
     assert applied.commit is None

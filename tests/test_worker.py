@@ -41,7 +41,7 @@ from symbiote_cli.core.kernel import sign_inputs
 from symbiote_cli.core.models import ActionRequest, ProcessedEvent, Route, Session
 from symbiote_cli.core.privacy import Sealer, generate_key, repo_key
 from symbiote_cli.settings import Settings
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 from symbiote_cli.storage.branch import Storage
 from symbiote_cli.worker import Worker, create_app
 
@@ -483,7 +483,7 @@ def test_silent_session_reads_as_expired(world: World) -> None:
     old = time.time() - 10_000
     silent = sessions.activate(sessions.new_session("alice", "actions", old, deadline_s=None), old)
     api.worker.storage.update(
-        lambda _v: {state.session_path("alice"): silent.model_dump(mode="json")}, "test: a silent session"
+        lambda _v: {layout.session_path("alice"): silent.model_dump(mode="json")}, "test: a silent session"
     )
     body = api.get("/session/alice/status", headers=BEARER).json()
     assert body["status"] == "expired"
@@ -503,7 +503,7 @@ def test_superseded_poller_exits_when_idle(world: World) -> None:
     handle = api.worker.pollers.snapshot()["alice"]
     other = world.storage()
     newer = sessions.activate(sessions.new_session("alice", "local", time.time() + 1, deadline_s=None), time.time())
-    other.update(lambda _v: {state.session_path("alice"): newer.model_dump(mode="json")}, "test: newer session")
+    other.update(lambda _v: {layout.session_path("alice"): newer.model_dump(mode="json")}, "test: newer session")
     wait_for(lambda: not handle.running, what="the superseded poller to exit")
     assert handle.superseded is True
     assert handle.exit_reason == "superseded by a newer session"
@@ -518,7 +518,7 @@ def test_superseded_poller_exits_at_its_next_cycle_with_events(world: World) -> 
     started(api, "alice")
     handle = api.worker.pollers.snapshot()["alice"]
     newer = sessions.activate(sessions.new_session("alice", "local", time.time() + 1, deadline_s=None), time.time())
-    world.storage().update(lambda _v: {state.session_path("alice"): newer.model_dump(mode="json")}, "test: newer")
+    world.storage().update(lambda _v: {layout.session_path("alice"): newer.model_dump(mode="json")}, "test: newer")
     world.fake.issue_opened("alice", "alice/demo", 4, "Late", "")
     wait_for(lambda: not handle.running, what="the superseded poller to exit")
     assert handle.superseded is True
@@ -554,7 +554,7 @@ def test_resume_leaves_cli_sessions_alone(world: World) -> None:
     api = world.app()
     cli_session = sessions.activate(sessions.new_session("alice", "local", time.time(), deadline_s=None), time.time())
     api.worker.storage.update(
-        lambda _v: {state.session_path("alice"): cli_session.model_dump(mode="json")}, "test: a CLI session"
+        lambda _v: {layout.session_path("alice"): cli_session.model_dump(mode="json")}, "test: a CLI session"
     )
     assert api.worker.sessions.resume() == []
     answer = api.post("/start/alice", headers=BEARER).json()
@@ -975,7 +975,7 @@ def test_storage_events_paging_and_privacy(world: World) -> None:
         processed_at=time.time(),
         private=True,
     )
-    api.worker.storage.update(lambda v: state.merge_events(v, "alice", [record], Sealer([key])), "test: private")
+    api.worker.storage.update(lambda v: layout.merge_events(v, "alice", [record], Sealer([key])), "test: private")
     redacted = [e for e in api.get("/storage/events/alice", headers=BEARER).json()["events"] if e["event_id"] == "99"]
     assert redacted[0]["repo"] == repo_key("alice/secret")
     world.close(api)  # one Storage per clone at a time (see the worker's notes on git's ref locks)
@@ -1007,23 +1007,23 @@ def test_gc_prunes_old_records_and_expires_silent_sessions(world: World) -> None
     old = now - 40 * 86400
     ended = sessions.end(sessions.new_session("alice", "local", old, deadline_s=None), old + 10)
     silent = sessions.activate(sessions.new_session("bob", "actions", now - 3600, deadline_s=None), now - 3600)
-    day_old = state.events_path("alice", state.day_of(old))
-    day_new = state.events_path("alice", state.day_of(now))
+    day_old = layout.events_path("alice", layout.day_of(old))
+    day_new = layout.events_path("alice", layout.day_of(now))
     api.worker.storage.update(
         lambda _v: {
-            state.session_path("alice"): ended.model_dump(mode="json"),
-            state.session_path("bob"): silent.model_dump(mode="json"),
-            day_old: state.day_json({}),
-            day_new: state.day_json({}),
+            layout.session_path("alice"): ended.model_dump(mode="json"),
+            layout.session_path("bob"): silent.model_dump(mode="json"),
+            day_old: layout.day_json({}),
+            day_new: layout.day_json({}),
         },
         "test: old records",
     )
     removed = api.worker.maintenance.gc()
-    assert set(removed) == {state.session_path("alice"), day_old}
-    assert on_branch(world.origin, state.session_path("alice")) is None
+    assert set(removed) == {layout.session_path("alice"), day_old}
+    assert on_branch(world.origin, layout.session_path("alice")) is None
     assert on_branch(world.origin, day_old) is None
     assert on_branch(world.origin, day_new) is not None
-    assert on_branch(world.origin, state.session_path("bob"))["status"] == "expired"
+    assert on_branch(world.origin, layout.session_path("bob"))["status"] == "expired"
     tip = origin_tip(world.origin)
     assert api.worker.maintenance.gc() == []
     assert origin_tip(world.origin) == tip  # nothing left to do: no commit

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from symbiote_cli.core.clock import Clock
     from symbiote_cli.github.protocol import GitHubAPI
 
-log = logging.getLogger("symbiote.actions")
+log = logging.getLogger("symbiote.execute")
 
 # A write with an unknown outcome is re-checked and re-tried at most this often.
 AMBIGUOUS_ATTEMPTS = 3

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from symbiote_cli.core.errors import InputError, StorageError
 from symbiote_cli.core.models import ActionKind, ActionRequest, ActionResult, ActionStatus
 from symbiote_cli.core.privacy import repo_key
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 from symbiote_cli.storage.branch import SCHEMA_VERSION
 from symbiote_cli.storage.transactions import Finished
 
@@ -68,7 +68,7 @@ def read_request(data: Mapping[str, Any], sealer: Sealer | None) -> ActionReques
 
 
 def drain(
-    reader: state.Reader,
+    reader: layout.Reader,
     user: str,
     executor: Executor,
     budget: WriteBudget,
@@ -77,11 +77,11 @@ def drain(
     clock: Clock,
 ) -> Iterator[tuple[str, Outcome]]:
     """Execute each queued request not yet in the outbox (oldest first)."""
-    paths = sorted(p for p in reader.list_paths(state.inbox_dir(user)) if p.endswith(".json"))
+    paths = sorted(p for p in reader.list_paths(layout.inbox_dir(user)) if p.endswith(".json"))
     for path in paths:
         state_id = path.rsplit("/", 1)[-1][: -len(".json")]
         data = reader.read_json(path)
-        if reader.read_json(state.outbox_path(state_id)) is not None:
+        if reader.read_json(layout.outbox_path(state_id)) is not None:
             yield state_id, Outcome(state_id, _noop(state_id, clock), path, private=False, already=True)
             continue
         if not isinstance(data, dict):
@@ -103,12 +103,12 @@ def drain(
         yield state_id, Outcome(state_id, result, path, private=request.private)
 
 
-def already_handled(reader: state.Reader, state_id: str) -> ActionResult | None:
+def already_handled(reader: layout.Reader, state_id: str) -> ActionResult | None:
     """The stored result of ``state_id`` as ``already_done``, or None when it has none (yet).
 
     What ``act --state-id`` and the kernel bridge answer instead of acting a second time.
     """
-    stored = reader.read_json(state.outbox_path(state_id))
+    stored = reader.read_json(layout.outbox_path(state_id))
     if not isinstance(stored, dict) or not isinstance(stored.get("result"), dict):
         return None
     try:

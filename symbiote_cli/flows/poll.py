@@ -43,8 +43,7 @@ from symbiote_cli.core.privacy import protect_record
 from symbiote_cli.core.routing import RoutingContext, route_event
 from symbiote_cli.core.rules import KINDS, is_sensitive, summarize
 from symbiote_cli.flows import inbox
-from symbiote_cli.storage import layout as state
-from symbiote_cli.storage import transactions
+from symbiote_cli.storage import layout, transactions
 
 if TYPE_CHECKING:
     from symbiote_cli.core.clock import Clock
@@ -220,10 +219,10 @@ class Poller:
     def start(self) -> None:
         """Load the cursor and registry, and claim the user's session."""
         self.stats.started_at = self.clock.now()
-        self.cursor = state.load_cursor(self.storage, self.opts.user)
-        self.registry.entries.update(state.load_registry(self.storage))
+        self.cursor = layout.load_cursor(self.storage, self.opts.user)
+        self.registry.entries.update(layout.load_registry(self.storage))
         self._seed_budget()
-        state.check_key(self.storage, self.opts.user, self.sealer)
+        layout.check_key(self.storage, self.opts.user, self.sealer)
         if self.opts.dry_run:
             return
         now = self.clock.now()
@@ -259,7 +258,7 @@ class Poller:
         now = self.clock.now()
         times = [
             result.at
-            for record in state.list_processed(self.storage, self.opts.user, since=now - 3600.0)
+            for record in layout.list_processed(self.storage, self.opts.user, since=now - 3600.0)
             for result in record.actions
             if result.status is ActionStatus.DONE and KINDS[result.kind].writes
         ]
@@ -481,7 +480,7 @@ class Poller:
         refresh = getattr(self.storage, "refresh", None)
         if callable(refresh):
             refresh()
-        stored = state.load_session(self.storage, self.opts.user)
+        stored = layout.load_session(self.storage, self.opts.user)
         if not sessions.still_owner(stored, self.session.id):
             raise SupersededError(f"session {self.session.id[:12]} was superseded by a newer session; stopping")
 

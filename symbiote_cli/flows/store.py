@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 from symbiote_cli.core.clock import Clock, iso
 from symbiote_cli.core.errors import StorageError, UsageError
 from symbiote_cli.core.models import ProcessedEvent
-from symbiote_cli.storage import layout as state
-from symbiote_cli.storage import transactions
+from symbiote_cli.storage import layout, transactions
 from symbiote_cli.storage.branch import validate_path
 
 if TYPE_CHECKING:
@@ -23,7 +22,7 @@ def events(storage: Storage, sealer: Sealer | None, user: str | None, *, limit: 
     users = [user] if user else transactions.stored_users(storage)
     records: list[ProcessedEvent] = []
     for login in users:
-        records.extend(state.list_processed(storage, login, sealer=sealer, limit=limit))
+        records.extend(layout.list_processed(storage, login, sealer=sealer, limit=limit))
     records.sort(key=lambda r: (r.processed_at, int(r.event_id)), reverse=True)
     return records[:limit]
 

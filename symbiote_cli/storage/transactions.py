@@ -34,7 +34,7 @@ from symbiote_cli.core.models import (
     merged_registry,
 )
 from symbiote_cli.core.privacy import is_protected
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 
 if TYPE_CHECKING:
     from symbiote_cli.storage.branch import Storage
@@ -42,14 +42,14 @@ if TYPE_CHECKING:
 Changes = dict[str, Any | None]
 """What a transaction returns: path -> new JSON value, or None to delete the file."""
 
-Transaction = Callable[[state.Reader], Changes]
+Transaction = Callable[[layout.Reader], Changes]
 
 
 class InvalidReportError(InputError):
     """A session report that is no legal transition of the stored session (the worker answers 422)."""
 
 
-def stored_users(reader: state.Reader) -> list[str]:
+def stored_users(reader: layout.Reader) -> list[str]:
     """Every user with a folder on the branch (``users/<login>/...``), sorted."""
     return sorted({p.split("/")[1] for p in reader.list_paths("users") if p.count("/") >= 2})
 
@@ -58,15 +58,15 @@ def stored_users(reader: state.Reader) -> list[str]:
 
 
 def session_winner(
-    view: state.Reader, user: str, incoming: Session, *, now: float, heartbeat_interval: float
+    view: layout.Reader, user: str, incoming: Session, *, now: float, heartbeat_interval: float
 ) -> Session:
     """Which of the stored session and ``incoming`` is ``user``'s one live session (``sessions.supersede``)."""
-    winner, _superseded = sessions.supersede(state.load_session(view, user), incoming, now, heartbeat_interval)
+    winner, _superseded = sessions.supersede(layout.load_session(view, user), incoming, now, heartbeat_interval)
     return winner
 
 
 def claim_session(
-    view: state.Reader, user: str, incoming: Session, *, now: float, heartbeat_interval: float
+    view: layout.Reader, user: str, incoming: Session, *, now: float, heartbeat_interval: float
 ) -> Changes:
     """Record ``incoming`` as ``user``'s session unless a live, newer one is stored.
 
@@ -77,37 +77,37 @@ def claim_session(
     claiming at once, both decide for the same winner; claiming again a session already stored
     writes nothing.
     """
-    current = state.load_session(view, user)
+    current = layout.load_session(view, user)
     winner, _superseded = sessions.supersede(current, incoming, now, heartbeat_interval)
     if winner.id != incoming.id or winner == current:
         return {}
-    return {state.session_path(user): winner.model_dump(mode="json")}
+    return {layout.session_path(user): winner.model_dump(mode="json")}
 
 
-def fail_session(view: state.Reader, user: str, session_id: str, *, now: float) -> Changes:
+def fail_session(view: layout.Reader, user: str, session_id: str, *, now: float) -> Changes:
     """End ``user``'s session ``session_id`` as failed (its run could not be started).
 
     Guarantee: touches only that session: a newer one stored meanwhile is left alone, and an
     ended one stays as it is.
     """
-    current = state.load_session(view, user)
+    current = layout.load_session(view, user)
     if current is None or current.id != session_id:
         return {}
     ended = sessions.end(current, now, failed=True)
     if ended == current:
         return {}
-    return {state.session_path(user): ended.model_dump(mode="json")}
+    return {layout.session_path(user): ended.model_dump(mode="json")}
 
 
 def reported_session(
-    view: state.Reader, user: str, report: Session, *, now: float, heartbeat_interval: float
+    view: layout.Reader, user: str, report: Session, *, now: float, heartbeat_interval: float
 ) -> Session:
     """The stored session after the transition a run reports (active + heartbeat, or ended/failed).
 
     Raises ``sessions.SessionError`` for an unknown or superseded session or one no longer live,
     and :class:`InvalidReportError` for a report that is no legal transition.
     """
-    current = sessions.lookup(state.load_session(view, user), report.id)
+    current = sessions.lookup(layout.load_session(view, user), report.id)
     try:
         if report.status in (SessionStatus.ENDED, SessionStatus.FAILED):
             return sessions.end(current, now, counts=report.counts, failed=report.status is SessionStatus.FAILED)
@@ -119,50 +119,52 @@ def reported_session(
         raise InvalidReportError(str(exc)) from None
 
 
-def report_session(view: state.Reader, user: str, report: Session, *, now: float, heartbeat_interval: float) -> Changes:
+def report_session(
+    view: layout.Reader, user: str, report: Session, *, now: float, heartbeat_interval: float
+) -> Changes:
     """Store what a run reports about its session (see :func:`reported_session`).
 
     Guarantee: only the user's current session moves, only forwards (an ended session never
     comes back, another run's session is refused); a report that changes nothing writes nothing.
     """
-    current = state.load_session(view, user)
+    current = layout.load_session(view, user)
     new = reported_session(view, user, report, now=now, heartbeat_interval=heartbeat_interval)
     if new == current:
         return {}
-    return {state.session_path(user): new.model_dump(mode="json")}
+    return {layout.session_path(user): new.model_dump(mode="json")}
 
 
-def save_own_session(view: state.Reader, user: str, session: Session) -> Changes:
+def save_own_session(view: layout.Reader, user: str, session: Session) -> Changes:
     """Store ``session`` (a poller's heartbeat or end) while it is still ``user``'s session.
 
     Guarantee: a session another one superseded, or one someone else ended, is never written
     back over the stored record; with no record stored (pruned), it is recorded again.
     """
-    stored = state.load_session(view, user)
+    stored = layout.load_session(view, user)
     if stored is not None and not sessions.still_owner(stored, session.id):
         return {}
     if stored == session:
         return {}
-    return {state.session_path(user): session.model_dump(mode="json")}
+    return {layout.session_path(user): session.model_dump(mode="json")}
 
 
 # --------------------------------------------------------------------------- polling
 
 
-def advance_cursor(view: state.Reader, user: str, cursor: Cursor, *, now: float) -> Changes:
+def advance_cursor(view: layout.Reader, user: str, cursor: Cursor, *, now: float) -> Changes:
     """Store ``cursor`` as ``user``'s polling position, stamped ``updated_at=now``.
 
     Guarantee: the stored cursor never moves backwards: when another writer got further, its
     event id is kept (and the ETag dropped, so the next poll reads the feed again).
     """
-    stored = state.load_cursor(view, user)
+    stored = layout.load_cursor(view, user)
     merged = cursor
     if stored is not None and stored.last_id_int > cursor.last_id_int:
         merged = cursor.model_copy(update={"last_event_id": stored.last_event_id, "etag": None})
-    return {state.cursor_path(user): merged.model_copy(update={"updated_at": now}).model_dump(mode="json")}
+    return {layout.cursor_path(user): merged.model_copy(update={"updated_at": now}).model_dump(mode="json")}
 
 
-def record_events(view: state.Reader, user: str, records: Sequence[ProcessedEvent]) -> Changes:
+def record_events(view: layout.Reader, user: str, records: Sequence[ProcessedEvent]) -> Changes:
     """Add processed events to ``user``'s day files.
 
     ``records`` must already be in their stored form (``privacy.protect_record``): a private
@@ -174,7 +176,7 @@ def record_events(view: state.Reader, user: str, records: Sequence[ProcessedEven
     for record in records:
         if record.private and not is_protected(record):
             raise StorageError(f"event {record.event_id} of a private repo reached storage unprotected")
-    return state.merge_events(view, user, records, None)
+    return layout.merge_events(view, user, records, None)
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ class Cycle:
         return bool(self.cursor or self.events or self.finished or self.registry or self.session)
 
 
-def flush_cycle(view: state.Reader, user: str, cycle: Cycle, *, now: float) -> Changes:
+def flush_cycle(view: layout.Reader, user: str, cycle: Cycle, *, now: float) -> Changes:
     """Everything a poll cycle stores, in one commit: :func:`advance_cursor`, :func:`record_events`,
     :func:`merge_registry`, :func:`record_outcome` for each finished state request, and
     :func:`save_own_session` for the heartbeat or end.
@@ -227,20 +229,20 @@ def flush_cycle(view: state.Reader, user: str, cycle: Cycle, *, now: float) -> C
 # --------------------------------------------------------------------------- state requests
 
 
-def queue_request(view: state.Reader, user: str, state_id: str, record: Mapping[str, Any]) -> Changes:
+def queue_request(view: layout.Reader, user: str, state_id: str, record: Mapping[str, Any]) -> Changes:
     """Put ``record`` (``inbox.inbox_record``) in ``user``'s inbox as ``state_id``.
 
     Guarantee: a state id is queued at most once and never after its result exists: an inbox
     entry or an outbox result already stored makes this a no-op.
     """
-    path = state.inbox_path(user, state_id)
-    if view.read_json(state.outbox_path(state_id)) is not None or view.read_json(path) is not None:
+    path = layout.inbox_path(user, state_id)
+    if view.read_json(layout.outbox_path(state_id)) is not None or view.read_json(path) is not None:
         return {}
     return {path: dict(record)}
 
 
 def record_outcome(
-    view: state.Reader, state_id: str, record: Mapping[str, Any] | None, *, inbox_path: str | None = None
+    view: layout.Reader, state_id: str, record: Mapping[str, Any] | None, *, inbox_path: str | None = None
 ) -> Changes:
     """Store ``record`` (``inbox.outbox_json``) as the result of ``state_id``, and drop its inbox entry.
 
@@ -251,7 +253,7 @@ def record_outcome(
     only drops the inbox entry.
     """
     changes: Changes = {}
-    path = state.outbox_path(state_id)
+    path = layout.outbox_path(state_id)
     if record is not None and view.read_json(path) is None:
         changes[path] = dict(record)
     if inbox_path is not None:
@@ -262,7 +264,7 @@ def record_outcome(
 # --------------------------------------------------------------------------- registry
 
 
-def merge_registry(view: state.Reader, changed: Mapping[str, RegistryEntry]) -> Changes:
+def merge_registry(view: layout.Reader, changed: Mapping[str, RegistryEntry]) -> Changes:
     """Store freshly resolved registry entries over ``registry.json`` (``models.merged_registry``).
 
     The poller, ``route`` and the worker's ``POST /registry/refresh`` store their lookups this way.
@@ -271,13 +273,13 @@ def merge_registry(view: state.Reader, changed: Mapping[str, RegistryEntry]) -> 
     """
     if not changed:
         return {}
-    return {state.REGISTRY: state.registry_json(merged_registry(state.load_registry(view), changed))}
+    return {layout.REGISTRY: layout.registry_json(merged_registry(layout.load_registry(view), changed))}
 
 
 # --------------------------------------------------------------------------- cleanup
 
 
-def gc(view: state.Reader, *, now: float, retention_days: int, heartbeat_interval: float) -> Changes:
+def gc(view: layout.Reader, *, now: float, retention_days: int, heartbeat_interval: float) -> Changes:
     """Prune records past retention and write expiry into silent sessions (``store gc``, the worker).
 
     Deletes event days older than ``retention_days`` and sessions finished that long ago; a
@@ -287,21 +289,21 @@ def gc(view: state.Reader, *, now: float, retention_days: int, heartbeat_interva
     """
     changes: Changes = {}
     for user in stored_users(view):
-        days = [p.rsplit("/", 1)[-1] for p in view.list_paths(state.events_dir(user))]
+        days = [p.rsplit("/", 1)[-1] for p in view.list_paths(layout.events_dir(user))]
         for day in sessions.prune_event_days(days, now, retention_days):
             name = day if day.endswith(".json") else f"{day}.json"
-            changes[f"{state.events_dir(user)}/{name}"] = None
+            changes[f"{layout.events_dir(user)}/{name}"] = None
         try:
-            stored = state.load_session(view, user)
+            stored = layout.load_session(view, user)
         except StorageError:
             continue
         if stored is None:
             continue
         current = sessions.effective(stored, now, heartbeat_interval)
         if sessions.prune([current], now, retention_days, heartbeat_interval=heartbeat_interval):
-            changes[state.session_path(user)] = None
+            changes[layout.session_path(user)] = None
         elif current.status is not stored.status:
-            changes[state.session_path(user)] = current.model_dump(mode="json")
+            changes[layout.session_path(user)] = current.model_dump(mode="json")
     return changes
 
 
@@ -318,15 +320,15 @@ class Applied:
     """The attempt of a transaction that counted: its commit (None: nothing to change), view and changes."""
 
     commit: str | None
-    view: state.Reader
+    view: layout.Reader
     changes: Changes
 
 
 def apply(storage: Storage, tx: Transaction, message: str) -> Applied:
     """``storage.update(tx, message)``, keeping the view and changes of the last (committed) attempt."""
-    attempts: list[tuple[state.Reader, Changes]] = []
+    attempts: list[tuple[layout.Reader, Changes]] = []
 
-    def attempt(view: state.Reader) -> Changes:
+    def attempt(view: layout.Reader) -> Changes:
         changes = tx(view)
         attempts[:] = [(view, changes)]
         return changes
@@ -366,7 +368,7 @@ __all__ = [
 # --------------------------------------------------------------------------- doctor
 
 
-def probe(view: state.Reader) -> Changes:
+def probe(view: layout.Reader) -> Changes:
     """No change at all: ``doctor`` proves the branch opens and updates without writing anything."""
     del view
     return {}

@@ -26,17 +26,14 @@ from symbiote_cli.core.privacy import Sealer
 from symbiote_cli.core.redaction import REDACT
 from symbiote_cli.core.routing import RoutingContext, route_event
 from symbiote_cli.core.rules import RulesPlanner, is_sensitive, summarize
-from symbiote_cli.flows import act as acting
-from symbiote_cli.flows import kernel_requests
-from symbiote_cli.flows import store as storeview
+from symbiote_cli.flows import act, kernel_requests, store
 from symbiote_cli.flows.execute import Executor
 from symbiote_cli.flows.poll import Poller, PollOptions
 from symbiote_cli.github.appauth import AppCredentials, load_private_key
 from symbiote_cli.github.callbacks import post_signed
 from symbiote_cli.github.client import GitHubClient
 from symbiote_cli.github.registry import KernelRegistry
-from symbiote_cli.storage import layout as state
-from symbiote_cli.storage import transactions
+from symbiote_cli.storage import layout, transactions
 from symbiote_cli.storage.branch import Storage
 
 if TYPE_CHECKING:
@@ -47,7 +44,7 @@ if TYPE_CHECKING:
     from symbiote_cli.flows.poll import Observer, RunStats
     from symbiote_cli.settings import Settings
 
-log = logging.getLogger("symbiote.runner")
+log = logging.getLogger("symbiote.wiring")
 
 
 def client_from_settings(settings: Settings, *, token: str | None = None) -> GitHubClient:
@@ -296,7 +293,7 @@ def route_events(
         storage = _storage_for_route(settings, clock)
         try:
             if storage is not None:
-                registry.entries.update(state.load_registry(storage))
+                registry.entries.update(layout.load_registry(storage))
             log.debug("kernel registry: %d cached entries; looking up what they lack", len(registry.entries))
             registry.resolve(looked_up)
             changes = registry.take_changes()
@@ -346,7 +343,7 @@ def _cached_registry(settings: Settings) -> dict[str, RegistryEntry]:
         log.warning("no cached kernel registry: %s", exc.message)
         return {}
     try:
-        return state.load_registry(storage.local_view())
+        return layout.load_registry(storage.local_view())
     except StorageError as exc:
         log.warning("no cached kernel registry: %s", exc.message)
         return {}
@@ -389,7 +386,7 @@ def act_once(
     storage: Storage | None = None,
     client: GitHubClient | None = None,
     user: str | None = None,
-) -> acting.ActOutcome:
+) -> act.ActOutcome:
     """``symbiote act``: execute ``request``; with a state id, exactly once (outbox on the storage branch).
 
     ``storage``/``client`` let a long-running process (the worker) share its own.
@@ -398,7 +395,7 @@ def act_once(
     client = client or make_client(settings)
     executor = make_executor(settings, client, clock, dry_run=dry_run)
     if state_id is None:
-        return acting.act_once(request, executor=executor, clock=clock)
+        return act.act_once(request, executor=executor, clock=clock)
     valid_state_id(state_id)
     storage = storage or make_storage(settings, clock)
     known = client
@@ -414,7 +411,7 @@ def act_once(
         def report(record: dict[str, Any]) -> None:
             post_signed(url, record, secret, clock.now())
 
-    return acting.act_once(
+    return act.act_once(
         request,
         executor=executor,
         clock=clock,
@@ -434,12 +431,12 @@ def act_from_inputs(
     dry_run: bool = False,
     callback_url: str | None = None,
     clock: Clock | None = None,
-) -> acting.ActOutcome:
+) -> act.ActOutcome:
     """``symbiote act --inputs-env``: Symbiote's own inputs, or the kernel's signed ones."""
-    inputs = acting.read_inputs(variable, environ)
+    inputs = act.read_inputs(variable, environ)
     if inputs_form(inputs) is InputsForm.KERNEL:
-        return act_on_kernel_inputs(settings, acting.kernel_inputs(inputs), dry_run=dry_run, clock=clock)
-    state_id, request, url = acting.own_form(inputs, callback_url)
+        return act_on_kernel_inputs(settings, act.kernel_inputs(inputs), dry_run=dry_run, clock=clock)
+    state_id, request, url = act.own_form(inputs, callback_url)
     return act_once(settings, request, state_id=state_id, dry_run=dry_run, callback_url=url, clock=clock)
 
 
@@ -451,7 +448,7 @@ def act_on_kernel_inputs(
     clock: Clock | None = None,
     storage: Storage | None = None,
     client: GitHubClient | None = None,
-) -> acting.ActOutcome:
+) -> act.ActOutcome:
     """Verify the kernel's inputs, then act once for the state id (see ``flows.kernel_requests``).
 
     ``storage``/``client`` let a long-running process (the worker) share its own.
@@ -495,24 +492,24 @@ def kernel_returner(settings: Settings, req: KernelRequest, repo: str | None = N
 def store_events(settings: Settings, user: str | None, *, limit: int) -> list[ProcessedEvent]:
     """``symbiote store events``: processed events, newest first."""
     storage = make_storage(settings)
-    return storeview.events(storage, make_sealer(settings), user, limit=limit)
+    return store.events(storage, make_sealer(settings), user, limit=limit)
 
 
 def store_get(settings: Settings, path: str) -> str:
     """``symbiote store get``: one JSON file of the storage branch (the path is checked before git)."""
-    storeview.checked_path(path)
-    return storeview.get(make_storage(settings), path)
+    store.checked_path(path)
+    return store.get(make_storage(settings), path)
 
 
 def store_log(settings: Settings, limit: int) -> Iterator[str]:
     """``symbiote store log``: the storage branch's recent commits."""
-    return storeview.log_lines(make_storage(settings), limit)
+    return store.log_lines(make_storage(settings), limit)
 
 
 def store_gc(settings: Settings) -> list[str]:
     """``symbiote store gc``: prune what is past the retention period."""
     clock = SystemClock()
-    return storeview.gc(
+    return store.gc(
         make_storage(settings, clock),
         clock,
         retention_days=settings.retention_days,

@@ -172,7 +172,7 @@ class StateAnswer(BaseModel):
 
 
 class KernelOutput(BaseModel):
-    """What the kernel gets back: status and a link, nothing private (``kernel_bridge.kernel_output``)."""
+    """What the kernel gets back: status and a link, nothing private (``flows.kernel_requests.kernel_output``)."""
 
     status: ActionStatus
     kind: ActionKind

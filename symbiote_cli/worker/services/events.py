@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 from symbiote_cli.worker import checks
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.models import EventsAnswer
@@ -17,5 +17,5 @@ class EventsService:
     def events(self, user: str, limit: int, since: float | None) -> EventsAnswer:
         """At most ``limit`` events of ``user``, newest first, processed at or after ``since``."""
         user = checks.login(user)
-        records = state.list_processed(self.ctx.fresh(), user, sealer=self.ctx.sealer, limit=limit, since=since)
+        records = layout.list_processed(self.ctx.fresh(), user, sealer=self.ctx.sealer, limit=limit, since=since)
         return EventsAnswer(user=user, count=len(records), events=records)

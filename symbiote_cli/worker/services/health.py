@@ -8,8 +8,7 @@ import time
 
 from symbiote_cli import __version__
 from symbiote_cli.core.errors import StorageError, SymbioteError
-from symbiote_cli.storage import layout as state
-from symbiote_cli.storage import transactions
+from symbiote_cli.storage import layout, transactions
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.models import HealthAnswer, HealthStatus, SessionCounts, StorageHealth
 from symbiote_cli.worker.services.pollers import LocalPollers
@@ -55,7 +54,7 @@ class HealthService:
             reachable = storage.reachable()
             for user in transactions.stored_users(storage):
                 try:
-                    if self.ctx.live(state.load_session(storage, user)):
+                    if self.ctx.live(layout.load_session(storage, user)):
                         active += 1
                 except StorageError:
                     continue

@@ -14,7 +14,7 @@ from symbiote_cli.core import sessions
 from symbiote_cli.core.errors import SupersededError, SymbioteError
 from symbiote_cli.core.privacy import repo_key
 from symbiote_cli.core.redaction import REDACT
-from symbiote_cli.storage import layout as state
+from symbiote_cli.storage import layout
 from symbiote_cli.wiring import PollRequest, build_poller
 from symbiote_cli.worker.context import WorkerContext, WorkerMode
 from symbiote_cli.worker.errors import ApiError
@@ -137,7 +137,7 @@ class LocalPollers:
         # session won the claim meanwhile, answered below.
         with contextlib.suppress(SupersededError):
             poller.start()
-        stored = state.load_session(self.ctx.storage, user)
+        stored = layout.load_session(self.ctx.storage, user)
         if stored is None or stored.id != session_id:
             stop.set()
             if stored is None:
@@ -177,7 +177,7 @@ class LocalPollers:
         handle.last_owner_check = now
         try:
             storage = self.ctx.refresh_at_most(self.owner_check_interval)
-            stored = state.load_session(storage, handle.user)
+            stored = layout.load_session(storage, handle.user)
         except SymbioteError as exc:
             log.warning("%s: cannot check the session on the storage branch (%s)", handle.user, exc.message)
             return

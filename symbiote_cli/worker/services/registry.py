@@ -9,8 +9,7 @@ from pydantic import ValidationError
 from symbiote_cli.core.models import Event, RegistryEntry
 from symbiote_cli.core.privacy import is_repo_key
 from symbiote_cli.github.registry import KernelRegistry
-from symbiote_cli.storage import layout as state
-from symbiote_cli.storage import transactions
+from symbiote_cli.storage import layout, transactions
 from symbiote_cli.wiring import make_app
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.models import RegistryAnswer
@@ -31,7 +30,7 @@ class RegistryService:
         changed = self._resolve(storage, events)
         merge = partial(transactions.merge_registry, changed=changed)
         commit = self.ctx.storage.update(merge, f"registry: refreshed {len(changed)} repos")
-        entries = state.load_registry(self.ctx.storage)
+        entries = layout.load_registry(self.ctx.storage)
         return RegistryAnswer(
             checked=len(events),
             updated=len(changed),
@@ -40,26 +39,26 @@ class RegistryService:
             repos=dict(sorted(entries.items())),
         )
 
-    def _known_repos(self, reader: state.Reader) -> dict[str, bool]:
+    def _known_repos(self, reader: layout.Reader) -> dict[str, bool]:
         """Repo name -> private, for every clear (not redacted) repo in the registry or recent events."""
         known: dict[str, bool] = {}
-        for entry in state.load_registry(reader).values():
+        for entry in layout.load_registry(reader).values():
             if not is_repo_key(entry.repo):
                 known.setdefault(entry.repo, False)
         for user in transactions.stored_users(reader):
-            for record in state.list_processed(reader, user, sealer=self.ctx.sealer, limit=RECENT_EVENTS):
+            for record in layout.list_processed(reader, user, sealer=self.ctx.sealer, limit=RECENT_EVENTS):
                 if not is_repo_key(record.repo):
                     known[record.repo] = known.get(record.repo, False) or record.private
         return known
 
-    def _resolve(self, reader: state.Reader, events: list[Event]) -> dict[str, RegistryEntry]:
+    def _resolve(self, reader: layout.Reader, events: list[Event]) -> dict[str, RegistryEntry]:
         """Look every repo up again (forced), starting from the stored entries; the changed ones."""
         settings = self.ctx.settings
         app = make_app(settings)
         registry = KernelRegistry(
             self.ctx.client_factory(None),
             self.ctx.clock,
-            entries=dict(state.load_registry(reader)),
+            entries=dict(layout.load_registry(reader)),
             ttl=settings.registry_ttl,
             kernel_repos=settings.kernel_repos,
             kernel_owners=settings.kernel_owners,

@@ -10,8 +10,7 @@ from typing import TypeGuard
 from symbiote_cli.core import sessions
 from symbiote_cli.core.errors import StorageError, SymbioteError
 from symbiote_cli.core.models import Session
-from symbiote_cli.storage import layout as state
-from symbiote_cli.storage import transactions
+from symbiote_cli.storage import layout, transactions
 from symbiote_cli.worker import checks
 from symbiote_cli.worker.context import WORKER_RUN_PREFIX, WorkerContext, WorkerMode
 from symbiote_cli.worker.errors import ApiError
@@ -55,7 +54,7 @@ class SessionService:
         """The user's live session, or a new one (local poller, or ``symbiote-main.yml`` dispatched)."""
         user = checks.login(user)
         with self.user_lock(user):
-            stored = state.load_session(self.ctx.fresh(), user)
+            stored = layout.load_session(self.ctx.fresh(), user)
             handle = self.pollers.get(user)
             if self.ctx.live(stored):
                 assert stored is not None
@@ -105,7 +104,7 @@ class SessionService:
     def status(self, user: str) -> SessionStatusAnswer:
         """The user's session record (expired when silent), its stored status and our poller."""
         user = checks.login(user)
-        stored = state.load_session(self.ctx.fresh(), user)
+        stored = layout.load_session(self.ctx.fresh(), user)
         handle = self.pollers.get(user)
         if stored is None:
             raise ApiError(404, "no_session", f"{user} has no session")
@@ -131,7 +130,7 @@ class SessionService:
         resumed: list[str] = []
         for user in transactions.stored_users(storage):
             try:
-                stored = state.load_session(storage, user)
+                stored = layout.load_session(storage, user)
             except StorageError:
                 continue
             if not self._resumable(stored):

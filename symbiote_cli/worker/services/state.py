@@ -15,8 +15,7 @@ from symbiote_cli.core.errors import StorageError, SymbioteError
 from symbiote_cli.core.models import ActionRequest, ActionStatus
 from symbiote_cli.core.redaction import REDACT
 from symbiote_cli.flows.inbox import inbox_record
-from symbiote_cli.storage import layout as state
-from symbiote_cli.storage import transactions
+from symbiote_cli.storage import layout, transactions
 from symbiote_cli.wiring import act_once
 from symbiote_cli.worker import checks
 from symbiote_cli.worker.context import WorkerContext, WorkerMode
@@ -93,7 +92,7 @@ class StateService:
         return user, request
 
     def _take(self, user: str, state_id: str, request: ActionRequest, base_url: str) -> StateAnswer:
-        session = state.load_session(self.ctx.storage, user)
+        session = layout.load_session(self.ctx.storage, user)
         if self.ctx.live(session) and (not request.private or self.ctx.sealer is not None):
             assert session is not None
             self._queue(user, state_id, request)
@@ -177,7 +176,7 @@ class StateService:
         return None
 
 
-def _inbox_entry(reader: state.Reader, state_id: str) -> tuple[str, dict[str, Any]] | None:
+def _inbox_entry(reader: layout.Reader, state_id: str) -> tuple[str, dict[str, Any]] | None:
     suffix = f"/inbox/{state_id}.json"
     for path in reader.list_paths("users"):
         if path.endswith(suffix):
@@ -187,7 +186,7 @@ def _inbox_entry(reader: state.Reader, state_id: str) -> tuple[str, dict[str, An
     return None
 
 
-def stored_answer(reader: state.Reader, state_id: str, sealer: Sealer | None) -> StateAnswer | None:
+def stored_answer(reader: layout.Reader, state_id: str, sealer: Sealer | None) -> StateAnswer | None:
     """``state_id`` as the branch has it: in an inbox (queued) or in the outbox (done/failed).
 
     The inbox is read before the outbox: a drain deletes the one in the commit that writes the other.
@@ -198,7 +197,7 @@ def stored_answer(reader: state.Reader, state_id: str, sealer: Sealer | None) ->
         return StateAnswer(
             state_id=state_id, user=owner, status=StateStatus.QUEUED, received_at=data.get("received_at")
         )
-    stored = reader.read_json(state.outbox_path(state_id))
+    stored = reader.read_json(layout.outbox_path(state_id))
     if not isinstance(stored, dict):
         return None
     status = str(stored.get("status", ""))
