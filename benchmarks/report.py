@@ -397,6 +397,12 @@ def _worker_details(r: dict[str, Any]) -> list[str]:
             f"- {name}: {d['requests']} requests a run, {d['runs']} runs: {num(d['rps'], 0)} req/s, p50 "
             f"{num(d['p50_ms'], 0)} ms, p99 {num(d['p99_ms'], 0)} ms, statuses {d['statuses']}"
         )
+    callback = w["callback"]
+    if "vs_health" in callback:
+        lines.append(
+            f"- callbacks as a share of /health's throughput in the same run: {callback['vs_health']:.3f}; "
+            f"commits for {callback['requests']} callbacks: {num(callback['commits'], 0)}"
+        )
     return lines
 
 

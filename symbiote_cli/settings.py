@@ -6,6 +6,7 @@ Secrets are ``SecretStr`` so that printing or logging a Settings never shows the
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from symbiote_cli.core.errors import ConfigError
 
 DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_OIDC_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+class WorkerModeSetting(StrEnum):
+    """``SYMBIOTE_MODE``: where the worker's sessions poll (unset: actions when SYMBIOTE_REPO is set)."""
+
+    LOCAL = "local"
+    ACTIONS = "actions"
 
 
 class LogLevel(StrEnum):
@@ -70,6 +79,13 @@ class Settings(BaseSettings):
     callback_secret: SecretStr | None = None
     worker_token: SecretStr | None = None
     repo: str | None = None
+    mode: WorkerModeSetting | None = None
+    fork_name: str = "symbiote"
+    worker_url: str | None = None
+    worker_docs: bool = False
+    oidc_issuer: str = DEFAULT_OIDC_ISSUER
+    kernel_allowed_senders: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    kernel_scope: Annotated[list[str], NoDecode] = Field(default_factory=list)
     retention_days: int = Field(default=30, ge=1)
     heartbeat_interval: float = Field(default=900.0, gt=0)
     writes_per_minute: int = Field(default=60, ge=1, le=80)
@@ -83,8 +99,10 @@ class Settings(BaseSettings):
     # (https://docs.github.com/rest/using-the-rest-api/best-practices-for-using-the-rest-api).
     seconds_between_requests: float = Field(default=0.25, ge=0)
     seconds_between_writes: float = Field(default=1.0, ge=0)
+    # Issue 14 (bounded history): the worker's periodic gc also compacts the storage branch's history.
+    compact_history: bool = False
 
-    @field_validator("kernel_repos", "kernel_owners", mode="before")
+    @field_validator("kernel_repos", "kernel_owners", "kernel_allowed_senders", "kernel_scope", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
@@ -106,6 +124,29 @@ class Settings(BaseSettings):
         value = value.rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise ValueError("GITHUB_API_URL must start with http:// or https://")
+        return value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower() or None
+        return value
+
+    @field_validator("worker_url", mode="before")
+    @classmethod
+    def _worker_url(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().rstrip("/") or None
+            if value is not None and not value.startswith(("http://", "https://")):
+                raise ValueError("SYMBIOTE_WORKER_URL must start with http:// or https://")
+        return value
+
+    @field_validator("fork_name")
+    @classmethod
+    def _fork_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", value) or value in {".", ".."}:
+            raise ValueError("SYMBIOTE_FORK_NAME must be a repository name")
         return value
 
     @field_validator("storage_branch")

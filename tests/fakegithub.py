@@ -300,6 +300,7 @@ class Identity:
     key: str  # rate-limit bucket
     login: str | None = None
     installation: Installation | None = None
+    repositories: list[str] | None = None  # an installation token scoped to these repository names
 
 
 @dataclass
@@ -1259,7 +1260,13 @@ class FakeGitHub:
             installation = next(i for i in self.installations.values() if i.id == token.installation_id)
             bot = f"{self.app.slug if self.app else 'app'}[bot]"
             self._user(bot)
-            return Identity("installation", f"installation:{installation.id}", login=bot, installation=installation)
+            return Identity(
+                "installation",
+                f"installation:{installation.id}",
+                login=bot,
+                installation=installation,
+                repositories=token.repositories,
+            )
         raise _error(401, "Bad credentials")
 
     def _authenticate_jwt(self, credential: str, now: float) -> Identity:
@@ -1293,7 +1300,16 @@ class FakeGitHub:
             raise _error(401, "'Expiration time' claim ('exp') is too far in the future")
         return Identity("app", f"app:{app.id}")
 
+    @staticmethod
+    def _in_token_scope(identity: Identity, repo: Repo) -> bool:
+        """An installation token made for some repositories reaches those only (like GitHub's)."""
+        if identity.repositories is None:
+            return True
+        return repo.name.lower() in {name.lower() for name in identity.repositories}
+
     def _can_read(self, identity: Identity, repo: Repo) -> bool:
+        if identity.kind == "installation" and not self._in_token_scope(identity, repo):
+            return False
         if not repo.private:
             return True
         if identity.kind == "user":
@@ -1304,6 +1320,8 @@ class FakeGitHub:
         return False
 
     def _can_push(self, identity: Identity, repo: Repo) -> bool:
+        if identity.kind == "installation" and not self._in_token_scope(identity, repo):
+            return False
         if identity.kind == "user":
             login = (identity.login or "").lower()
             return login == repo.owner.lower() or login in repo.collaborators

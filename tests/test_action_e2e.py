@@ -592,8 +592,10 @@ def test_main_chains_the_next_run_with_the_same_inputs(world: World, plugin_repo
     assert dispatch.repo == "octo/symbiote"
     assert dispatch.workflow == "symbiote-main.yml"
     assert dispatch.ref == "main"
-    # The same inputs (empty ones are left to their defaults, which are empty too).
-    assert dispatch.inputs == {k: v for k, v in inputs.items() if v}
+    # The same inputs (empty ones are left to their defaults, which are empty too), and the
+    # session id: the successor continues this session (issue 13), under its own run id.
+    session_id = job.steps[0].outputs["session-id"]
+    assert dispatch.inputs == {**{k: v for k, v in inputs.items() if v}, "session_id": session_id}
     [request] = fake.requests_to("POST", r"^/repos/octo/symbiote/actions/workflows/symbiote-main\.yml/dispatches$")
     assert request.headers["authorization"].endswith(JOB_TOKEN)  # GITHUB_TOKEN chains, not GH_PAT
     assert request.body == {"ref": "main", "inputs": dispatch.inputs}

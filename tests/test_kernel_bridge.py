@@ -265,9 +265,34 @@ def test_every_kernel_form_is_accepted(act: Act, kernel_app: Kernel, form: str) 
         inputs = kernel_app.request(payload, ref="https://symbiote.example.workers.dev")
     else:  # an older kernel, without ubiquityKernelToken
         inputs = kernel_app.request(payload, with_kernel_token=False)
-    done = act(workflow_inputs(**inputs))
+    # The worker form names this plugin by the worker's public URL (issue 13: kernel scope).
+    done = act(workflow_inputs(**inputs), SYMBIOTE_WORKER_URL="https://symbiote.example.workers.dev")
     assert done.returncode == 0, done.stderr
     assert len(marked(act.fake, "octo/hello", 2)) == 1
+
+
+@pytest.mark.parametrize(
+    ("sender", "repo", "ref", "reason"),
+    [
+        ("a-stranger", "octo/hello", "main", "sender a-stranger"),
+        ("octo", "test-org/elsewhere", "main", "repository test-org/elsewhere"),
+        ("octo", "octo/hello", "https://another-plugin.example", "ref does not name this plugin"),
+        ("octo", "octo/hello", "someone/else:symbiote-auth.yml@main", "ref does not name this plugin"),
+    ],
+)
+def test_a_request_out_of_the_users_scope_is_refused_and_nothing_is_done(
+    act: Act, kernel_app: Kernel, bare_origin: Path, sender: str, repo: str, ref: str, reason: str
+) -> None:
+    """The confused deputy (issue 13): a genuine kernel request that is not the user's business."""
+    act.fake.add_user("a-stranger")
+    act.fake.add_repo("test-org/elsewhere")
+    payload = kernel_app.payload(repo, 2, "please act", sender=sender)
+    done = act(workflow_inputs(**kernel_app.request(payload, ref=ref)))
+    assert done.returncode == 2, done.stdout
+    assert "out of scope" in done.stderr
+    assert reason in done.stderr
+    assert marked(act.fake, repo, 2) == []
+    assert writes(act) == []
 
 
 @pytest.mark.parametrize("form", ["legacy_inputs_without_ubiquityKernelToken", "legacy_worker_inputs"])
@@ -281,8 +306,14 @@ def test_the_sdk_vector_itself_acts_as_the_auth_workflow_passes_it(act: Act, for
     fake.add_issue(repo, number, decoded["issue"]["title"], author=decoded["sender"]["login"])
     inputs = workflow_inputs(**VECTOR[form])
     assert inputs["ubiquityKernelToken"] == ""
+    # alice's comment in test-org, for the plugin at the vector's worker URL: octo lets both in.
+    scope = {
+        "SYMBIOTE_KERNEL_ALLOWED_SENDERS": "alice",
+        "SYMBIOTE_KERNEL_SCOPE": "test-org",
+        "SYMBIOTE_WORKER_URL": VECTOR["legacy_worker_inputs"]["ref"],
+    }
     for _ in range(2):
-        done = act(inputs)
+        done = act(inputs, **scope)
         assert done.returncode == 0, done.stderr
     [ack] = marked(fake, repo, number)
     assert ack.author == "octo"
@@ -485,8 +516,12 @@ class RacingExecutor:
     def execute(self, request: Any, since: str | None = None) -> Any:
         def done(detail: str) -> ActionResult:
             return ActionResult(
-                idempotency_key=request.idempotency_key, kind=request.kind, repo=request.repo,
-                status=ActionStatus.DONE, detail=detail, at=1.0,
+                idempotency_key=request.idempotency_key,
+                kind=request.kind,
+                repo=request.repo,
+                status=ActionStatus.DONE,
+                detail=detail,
+                at=1.0,
             )
 
         first = outbox_json("octo", Outcome(self.state_id, done("the other run"), None, private=False), None, 1.0)
@@ -521,13 +556,22 @@ def test_a_second_outcome_for_the_same_state_id_keeps_the_first(flow: str) -> No
             ref="main",
         )
         outcome = act_on_kernel_request(
-            req, user="octo", storage=branch, executor=executor, planner=Planner(),  # type: ignore[arg-type]
-            sealer=None, clock=FakeClock(2.0),
+            req,
+            user="octo",
+            storage=branch,
+            executor=executor,
+            planner=Planner(),  # type: ignore[arg-type]
+            sealer=None,
+            clock=FakeClock(2.0),
         )
     else:
         outcome = act_once(
-            request, executor=executor, clock=FakeClock(2.0), state_id="race-1",  # type: ignore[arg-type]
-            storage=branch, owner=lambda: "octo",  # type: ignore[arg-type]
+            request,
+            executor=executor,
+            clock=FakeClock(2.0),
+            state_id="race-1",  # type: ignore[arg-type]
+            storage=branch,
+            owner=lambda: "octo",  # type: ignore[arg-type]
         )
     assert outcome.result.detail == "this run"
     stored = branch.read_json(state.outbox_path("race-1"))

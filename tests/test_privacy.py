@@ -150,7 +150,7 @@ def test_private_record_is_redacted_and_sealed() -> None:
     dumped = safe.model_dump_json()
     for secret in ("acme", "secret-plans", "layoffs", "initech"):
         assert secret not in dumped.lower()
-    assert safe.repo == repo_key(SECRET_REPO)
+    assert safe.repo == repo_key(SECRET_REPO, sealer.names) != repo_key(SECRET_REPO)
     # What the loop needs is kept.
     assert (safe.event_id, safe.type, safe.route, safe.private) == (record.event_id, record.type, Route.USER, True)
     assert (safe.created_at, safe.processed_at) == (record.created_at, record.processed_at)

@@ -126,8 +126,11 @@ def kill_trials(seed: int, fake: FaultyGitHub, fork: Path, origin: Path, env: di
         acks_before = sum(ack_counts(fake).values())
         requests_before = len(fake.requests)
         proc = subprocess.Popen(
-            [*CLI, "poll", "--interval", "0.1"], cwd=fork, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [*CLI, "poll", "--interval", "0.1"],
+            cwd=fork,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             how = rng.choice(["start-up", "any time", "mid-acting", "after-last-ack"])
@@ -169,14 +172,20 @@ def kill_trials(seed: int, fake: FaultyGitHub, fork: Path, origin: Path, env: di
     verdict.assert_ok()
     assert verdict.expected > 0
     assert verdict.acked == verdict.expected
-    figures("crash", seed=seed, trials=KILLS_PER_SEED, events=verdict.events, acks=verdict.acked,
-            duplicates=len(verdict.duplicates), losses=len(verdict.missing), landed=dict(landed))
+    figures(
+        "crash",
+        seed=seed,
+        trials=KILLS_PER_SEED,
+        events=verdict.events,
+        acks=verdict.acked,
+        duplicates=len(verdict.duplicates),
+        losses=len(verdict.missing),
+        landed=dict(landed),
+    )
     return landed
 
 
-@pytest.mark.parametrize(
-    "seed", [*DEFAULT_SEEDS, *(pytest.param(s, marks=SLOW) for s in FULL_SEEDS)]
-)
+@pytest.mark.parametrize("seed", [*DEFAULT_SEEDS, *(pytest.param(s, marks=SLOW) for s in FULL_SEEDS)])
 def test_kill_9_at_random_points_then_restart_loses_and_duplicates_nothing(
     seed: int, fake: FaultyGitHub, fork: Path, bare_origin: Path, tmp_path: Path
 ) -> None:
@@ -202,8 +211,14 @@ def test_three_users_writing_through_one_origin_at_once_lose_nothing(
 
     def all_at_once() -> None:
         procs = {
-            login: subprocess.Popen([*CLI, "poll", "--once"], cwd=users[login], env=envs[login],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            login: subprocess.Popen(
+                [*CLI, "poll", "--once"],
+                cwd=users[login],
+                env=envs[login],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for login in users
         }
         for login, proc in procs.items():
@@ -237,10 +252,22 @@ def test_four_act_state_ids_at_once_keep_every_outbox_record(
     checkouts = [fork, *(clone(bare_origin, tmp_path / f"co-{n}") for n in range(1, 4))]
     procs = []
     for n, checkout in enumerate(checkouts):
-        request = {"kind": "comment", "repo": "octo/hello", "issue_number": 1, "body": f"result {n}",
-                   "idempotency_key": f"state-{n}"}
-        proc = subprocess.Popen([*CLI, "act", "-", "--state-id", f"s-{n}"], cwd=checkout, env=env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        request = {
+            "kind": "comment",
+            "repo": "octo/hello",
+            "issue_number": 1,
+            "body": f"result {n}",
+            "idempotency_key": f"state-{n}",
+        }
+        proc = subprocess.Popen(
+            [*CLI, "act", "-", "--state-id", f"s-{n}"],
+            cwd=checkout,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(request))
         proc.stdin.close()
@@ -264,17 +291,24 @@ def test_one_user_from_two_checkouts_at_once_one_session_wins_nothing_lost(
     for number in range(1, 11):
         fake.issue_opened(USER, "octo/hello", number, f"bug {number}")
     procs = [
-        subprocess.Popen([*CLI, "poll", "--interval", "0.1", "--duration", "3s"], cwd=checkout, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*CLI, "poll", "--interval", "0.1", "--duration", "3s"],
+            cwd=checkout,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for checkout in (fork, other)
     ]
     time.sleep(1.0)
     for number in range(11, 16):
         fake.issue_opened(USER, "octo/hello", number, f"bug {number}")
     outs = [proc.communicate(timeout=60) for proc in procs]
-    assert [proc.returncode for proc in procs] == [0, 0], outs
-    reasons = sorted("superseded" in out + err for out, err in outs)
-    assert reasons == [False, True], outs  # exactly one gave way to the newer session
+    # Exactly one gave way to the newer session, and says so with a non-zero exit (issue 13: a run
+    # that cannot continue fails visibly, never a silent 0).
+    results = sorted((proc.returncode, "superseded" in out + err) for proc, (out, err) in zip(procs, outs, strict=True))
+    assert results == [(0, False), (1, True)], outs
     assert run(fork, env, "poll", "--once").returncode == 0
     verdict = verify(fake, bare_origin)
     verdict.assert_ok()
@@ -319,8 +353,8 @@ DAMAGE: dict[str, tuple[Callable[[Path, Path], dict[str, str] | None], str]] = {
         r"users/octo/cursor\.json on refs/heads/__STORAGE__ is not valid JSON",
     ),
     "newer-schema-meta": (
-        lambda _o, _t: {"meta.json": json.dumps({"schema_version": 2, "symbiote": True})},
-        r"meta\.json on refs/heads/__STORAGE__ .*schema_version 2, newer than this Symbiote",
+        lambda _o, _t: {"meta.json": json.dumps({"schema_version": 3, "symbiote": True})},
+        r"meta\.json on refs/heads/__STORAGE__ .*schema_version 3, newer than this Symbiote",
     ),
     "newer-schema-file": (
         lambda _o, _t: {"users/octo/cursor.json": json.dumps({"schema_version": 7, "user": "octo"})},
@@ -413,4 +447,3 @@ def test_protected_branch_refusing_pushes_is_a_bounded_clear_error(
     verdict.assert_ok()
     assert verdict.acked == 1
     figures("storage-damage", case="protected-branch", faults=2, trials=3, duplicates=0, losses=0)
-

@@ -534,3 +534,62 @@ def test_prune_event_days_property(day: object, retention: int, seconds_after: i
     now = day_start + seconds_after
     doomed = prune_event_days([name], now, retention) == [name]
     assert doomed is (day_start + DAY_S <= now - retention * DAY_S)
+
+
+# --- sessions that last: a chained run continues its session (issue 13) ---------------------------
+
+
+def _handed_over(deadline_at: float | None = T0 + 100) -> Session:
+    run = activate(new_session("alice", "actions", T0, deadline_s=None, session_id="s1", run_id="111"), T0)
+    run = run.model_copy(update={"deadline_at": deadline_at})
+    return end(run, T0 + 100, counts={"cycles": 5})
+
+
+def test_a_chained_run_continues_a_session_handed_over_at_its_deadline() -> None:
+    from symbiote_cli.core.sessions import can_continue, handed_over  # noqa: PLC0415
+
+    ended = _handed_over()
+    assert handed_over(ended)
+    assert can_continue(ended, "222", T0 + 200)
+    successor = activate(ended, T0 + 200, run_id="222", run_url="https://example/runs/222", heartbeat_interval=HB)
+    assert (successor.id, successor.status, successor.run_id) == ("s1", SessionStatus.ACTIVE, "222")
+    assert successor.runs == ["111", "222"]
+    assert successor.counts == {"cycles": 5}
+    assert successor.ended_at is None
+    assert is_live(successor, T0 + 200, HB)
+    # the same chain seen by the poller's claim: supersede keeps the id and continues it
+    incoming = activate(new_session("alice", "actions", T0 + 200, deadline_s=3600, session_id="s1", run_id="222"),
+                        T0 + 200)  # fmt: skip
+    winner, loser = supersede(ended, incoming, T0 + 200, HB)
+    assert loser is None
+    assert (winner.run_id, winner.runs, winner.deadline_at) == ("222", ["111", "222"], incoming.deadline_at)
+
+
+@pytest.mark.parametrize(
+    "case", ["same_run", "old_run", "superseded", "failed", "before_deadline", "too_late", "no_run_id"]
+)
+def test_what_cannot_continue_a_session(case: str) -> None:
+    from symbiote_cli.core.sessions import can_continue  # noqa: PLC0415
+
+    ended = _handed_over()
+    run_id, now = "222", T0 + 200
+    if case == "same_run":
+        run_id = "111"
+    elif case == "old_run":
+        ended = ended.model_copy(update={"runs": ["000", "111"]})
+        run_id = "000"
+    elif case == "superseded":
+        ended = ended.model_copy(update={"counts": {SUPERSEDED: 1}})
+    elif case == "failed":
+        ended = ended.model_copy(update={"status": SessionStatus.FAILED})
+    elif case == "before_deadline":
+        ended = _handed_over(deadline_at=T0 + 3600)  # stopped (cancelled), not handed over
+    elif case == "too_late":
+        now = T0 + 100 + 3600 + 1
+    if case == "no_run_id":
+        with pytest.raises(SessionError):
+            activate(ended, now, heartbeat_interval=HB)
+        return
+    assert not can_continue(ended, run_id, now)
+    with pytest.raises(SessionError):
+        activate(ended, now, run_id=run_id, heartbeat_interval=HB)

@@ -1,15 +1,17 @@
-"""HMAC-signed requests: the worker must accept exactly the authentic, fresh, first-seen ones."""
+"""HMAC-signed requests: the worker accepts exactly the authentic, fresh ones, each bound to its own
+method, path (with query) and body; replays are harmless because every handler is idempotent by its
+id (tests/test_worker_tenancy.py proves that across processes), not because of a replay cache."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from symbiote_cli.core import signing
 from symbiote_cli.core.errors import ConfigError, SignatureError
 from symbiote_cli.core.signing import (
     BAD_SIGNATURE,
@@ -17,16 +19,13 @@ from symbiote_cli.core.signing import (
     MISSING_SIGNATURE,
     MISSING_TIMESTAMP,
     NOT_CONFIGURED,
-    REPLAY_CACHE_FULL,
-    REPLAYED,
     SIGNATURE_HEADER,
     STALE_TIMESTAMP,
     TIMESTAMP_HEADER,
-    ReplayCache,
     RequestRejected,
+    bearer_token,
     check_bearer,
-    sign,
-    verify,
+    request_key,
 )
 
 SECRET = "s3cret-callback-key"
@@ -34,7 +33,29 @@ NOW = 1_767_225_600
 BODY = b'{"session":"abc","status":"active"}'
 HUGE = 1e13  # a tolerance no timestamp can exceed, so only the MAC decides
 
+METHOD = "POST"
+PATH = "/state/req-1"
+
 secrets_st = st.text(min_size=1, max_size=64)
+
+
+def sign(secret: str, body: bytes, ts: int, *, method: str = METHOD, path: str = PATH) -> dict[str, str]:
+    return signing.sign(secret, body, ts, method=method, path=path)
+
+
+def verify(
+    secret: str | None,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    now: float,
+    tolerance: float = 300,
+    method: str = METHOD,
+    path: str = PATH,
+) -> str:
+    return signing.verify(secret, body, headers, method=method, path=path, now=now, tolerance=tolerance)
+
+
 timestamps_st = st.integers(min_value=0, max_value=10**12 - 1)
 
 
@@ -44,11 +65,12 @@ def rejected(
     body: bytes = BODY,
     secret: str | None = SECRET,
     now: float = NOW,
-    replay: ReplayCache | None = None,
     tolerance: float = 300,
+    method: str = METHOD,
+    path: str = PATH,
 ) -> RequestRejected:
     with pytest.raises(RequestRejected) as info:
-        verify(secret, body, headers, now=now, replay=replay, tolerance=tolerance)
+        verify(secret, body, headers, now=now, tolerance=tolerance, method=method, path=path)
     return info.value
 
 
@@ -59,7 +81,7 @@ def test_sign_returns_both_headers_in_protocol_format() -> None:
     headers = sign(SECRET, BODY, NOW)
     assert set(headers) == {TIMESTAMP_HEADER, SIGNATURE_HEADER}
     assert headers[TIMESTAMP_HEADER] == str(NOW)
-    mac = hmac.new(SECRET.encode(), f"{NOW}.".encode() + BODY, hashlib.sha256).hexdigest()
+    mac = hmac.new(SECRET.encode(), f"{NOW}.POST./state/req-1.".encode() + BODY, hashlib.sha256).hexdigest()
     assert headers[SIGNATURE_HEADER] == f"sha256={mac}"
 
 
@@ -78,22 +100,22 @@ def test_sign_rejects_bad_timestamps(ts: object) -> None:
 
 
 def test_verify_accepts_a_signed_request() -> None:
-    verify(SECRET, BODY, sign(SECRET, BODY, NOW), now=NOW, replay=ReplayCache())
+    verify(SECRET, BODY, sign(SECRET, BODY, NOW), now=NOW)
 
 
 @pytest.mark.parametrize("case", [str.lower, str.upper, str.title])
 def test_header_names_are_case_insensitive(case: object) -> None:
     assert callable(case)
     headers = {case(k): v for k, v in sign(SECRET, BODY, NOW).items()}
-    verify(SECRET, BODY, headers, now=NOW, replay=None)
+    verify(SECRET, BODY, headers, now=NOW)
 
 
 def test_empty_body_signs_and_verifies() -> None:
-    verify(SECRET, b"", sign(SECRET, b"", NOW), now=NOW, replay=None)
+    verify(SECRET, b"", sign(SECRET, b"", NOW), now=NOW)
 
 
 def test_timestamp_zero_is_canonical() -> None:
-    verify(SECRET, BODY, sign(SECRET, BODY, 0), now=0, replay=None)
+    verify(SECRET, BODY, sign(SECRET, BODY, 0), now=0)
 
 
 # --- verify: configuration ----------------------------------------------------------------------
@@ -193,12 +215,10 @@ def test_duplicate_headers_differing_in_case_are_ambiguous() -> None:
 def test_messages_never_contain_the_secret_or_signature() -> None:
     good = sign(SECRET, BODY, NOW)
     forged = sign("wrong", BODY, NOW)
-    cache = ReplayCache()
-    verify(SECRET, BODY, good, now=NOW, replay=cache)
     errors = [
         rejected(forged),
         rejected(good, now=NOW + 10_000),
-        rejected(good, replay=cache),
+        rejected(good, method="GET"),
         rejected(good, secret=None),
         rejected({**good, TIMESTAMP_HEADER: "x"}),
         rejected({**good, SIGNATURE_HEADER: good[SIGNATURE_HEADER].upper()}),
@@ -216,7 +236,7 @@ def test_messages_never_contain_the_secret_or_signature() -> None:
 
 @pytest.mark.parametrize("offset", [-300, -299.5, 0, 299.5, 300])
 def test_within_tolerance_is_accepted_inclusive(offset: float) -> None:
-    verify(SECRET, BODY, sign(SECRET, BODY, NOW), now=NOW + offset, replay=ReplayCache())
+    verify(SECRET, BODY, sign(SECRET, BODY, NOW), now=NOW + offset)
 
 
 @pytest.mark.parametrize("offset", [-300.001, -301, -86400, 300.001, 301, 86400])
@@ -227,10 +247,10 @@ def test_stale_in_both_directions(offset: float) -> None:
 
 def test_custom_tolerance() -> None:
     headers = sign(SECRET, BODY, NOW)
-    verify(SECRET, BODY, headers, now=NOW + 30, replay=None, tolerance=30)
+    verify(SECRET, BODY, headers, now=NOW + 30, tolerance=30)
     assert rejected(headers, now=NOW + 31, tolerance=30).code == STALE_TIMESTAMP
     assert rejected(headers, now=NOW + 1, tolerance=0).code == STALE_TIMESTAMP
-    verify(SECRET, BODY, headers, now=NOW, replay=None, tolerance=0)
+    verify(SECRET, BODY, headers, now=NOW, tolerance=0)
 
 
 def test_forged_stale_request_is_bad_signature_not_stale() -> None:
@@ -243,144 +263,56 @@ def test_forged_stale_request_is_bad_signature_not_stale() -> None:
 def test_non_finite_now_or_tolerance_is_a_bug(bad: float) -> None:
     headers = sign(SECRET, BODY, NOW)
     with pytest.raises(ValueError, match="finite"):
-        verify(SECRET, BODY, headers, now=bad, replay=None)
+        verify(SECRET, BODY, headers, now=bad)
     with pytest.raises(ValueError, match="tolerance"):
-        verify(SECRET, BODY, headers, now=NOW, replay=None, tolerance=bad)
+        verify(SECRET, BODY, headers, now=NOW, tolerance=bad)
     with pytest.raises(ValueError, match="tolerance"):
-        verify(SECRET, BODY, headers, now=NOW, replay=None, tolerance=-1)
+        verify(SECRET, BODY, headers, now=NOW, tolerance=-1)
 
 
-# --- verify: replay -----------------------------------------------------------------------------
+# --- verify: bound to the request ----------------------------------------------------------------
 
 
-def test_replay_is_refused_with_409() -> None:
-    cache = ReplayCache()
-    headers = sign(SECRET, BODY, NOW)
-    verify(SECRET, BODY, headers, now=NOW, replay=cache)
-    err = rejected(headers, now=NOW + 1, replay=cache)
-    assert (err.status, err.code) == (409, REPLAYED)
-    # Still refused later in the window, and with differently cased header names.
-    lowered = {k.lower(): v for k, v in headers.items()}
-    assert rejected(lowered, now=NOW + 300, replay=cache).code == REPLAYED
+def test_a_signature_covers_method_path_and_query() -> None:
+    """The issue's attacks: a signed GET replayed as a POST elsewhere, a body captured for one state
+    id replayed on another, a query changed: all refused as bad signatures."""
+    get = sign(SECRET, b"", NOW, method="GET", path="/session/octo/status")
+    assert rejected(get, body=b"", method="POST", path="/start/another-user").code == BAD_SIGNATURE
+    assert rejected(get, body=b"", method="GET", path="/session/another-user/status").code == BAD_SIGNATURE
+    captured = sign(SECRET, BODY, NOW, path="/state/rp-1")
+    assert rejected(captured, path="/state/rp-2").code == BAD_SIGNATURE
+    verify(SECRET, BODY, captured, now=NOW, path="/state/rp-1")
+    listed = sign(SECRET, b"", NOW, method="GET", path="/storage/events/octo?limit=5")
+    assert rejected(listed, body=b"", method="GET", path="/storage/events/octo?limit=500").code == BAD_SIGNATURE
+    assert rejected(listed, body=b"", method="GET", path="/storage/events/octo").code == BAD_SIGNATURE
+    verify(SECRET, b"", listed, now=NOW, method="GET", path="/storage/events/octo?limit=5")
 
 
-def test_resigned_retry_is_accepted() -> None:
-    cache = ReplayCache()
-    verify(SECRET, BODY, sign(SECRET, BODY, NOW), now=NOW, replay=cache)
-    verify(SECRET, BODY, sign(SECRET, BODY, NOW + 1), now=NOW + 1, replay=cache)
+def test_the_signed_bytes_are_ts_method_path_body() -> None:
+    assert signing.payload("12", "post", "/a?b=1", b"{}") == b"12.POST./a?b=1.{}"
+    with pytest.raises(ValueError, match="path"):
+        signing.payload("12", "POST", "no-slash", b"")
+    with pytest.raises(ValueError, match="path"):
+        signing.payload("12", "POST", "/a\r\nX: y", b"")
+    with pytest.raises(ValueError, match="method"):
+        signing.payload("12", "P OST", "/a", b"")
 
 
-def test_without_cache_replays_are_not_tracked() -> None:
-    headers = sign(SECRET, BODY, NOW)
-    verify(SECRET, BODY, headers, now=NOW, replay=None)
-    verify(SECRET, BODY, headers, now=NOW, replay=None)
+def test_the_same_signed_request_always_maps_to_the_same_key() -> None:
+    """What makes a replay harmless: the handler sees the same id (e.g. the session it starts)."""
+    first = verify(SECRET, BODY, sign(SECRET, BODY, NOW), now=NOW)
+    again = verify(SECRET, BODY, sign(SECRET, BODY, NOW), now=NOW + 5)
+    other = verify(SECRET, BODY, sign(SECRET, BODY, NOW + 1), now=NOW + 5)
+    assert request_key(first) == request_key(again) != request_key(other)
+    assert len(request_key(first)) == 32
 
 
-def test_rejected_requests_never_enter_the_cache() -> None:
-    cache = ReplayCache()
-    forged = sign("wrong", BODY, NOW)
-    rejected(forged, replay=cache)
-    stale = sign(SECRET, BODY, NOW - 1000)
-    rejected(stale, replay=cache)
-    assert len(cache) == 0
-    verify(SECRET, BODY, sign(SECRET, BODY, NOW), now=NOW, replay=cache)
-    assert len(cache) == 1
-
-
-def test_replay_entries_outlive_the_window_exactly() -> None:
-    cache = ReplayCache()
-    headers = sign(SECRET, BODY, NOW)
-    verify(SECRET, BODY, headers, now=NOW - 300, replay=cache)  # sent "early": within tolerance
-    # At the far edge the entry must still be there, else the replay would pass.
-    assert rejected(headers, now=NOW + 300, replay=cache).code == REPLAYED
-    assert rejected(headers, now=NOW + 301, replay=cache).code == STALE_TIMESTAMP
-    assert cache.purge(NOW + 301) == 1
-    assert len(cache) == 0
-
-
-# --- ReplayCache --------------------------------------------------------------------------------
-
-
-def test_cache_evicts_expired_entries_on_use() -> None:
-    cache = ReplayCache(max_entries=3)
-    assert cache.check_and_remember("a", expires_at=10, now=0)
-    assert cache.check_and_remember("b", expires_at=20, now=0)
-    assert "a" in cache
-    assert not cache.check_and_remember("a", expires_at=10, now=10)
-    assert cache.check_and_remember("c", expires_at=30, now=11)  # "a" evicted here
-    assert "a" not in cache
-    assert len(cache) == 2
-
-
-def test_cache_full_of_live_entries_refuses_rather_than_forgets() -> None:
-    cache = ReplayCache(max_entries=2)
-    assert cache.check_and_remember("a", expires_at=100, now=0)
-    assert cache.check_and_remember("b", expires_at=100, now=0)
-    with pytest.raises(RequestRejected) as info:
-        cache.check_and_remember("c", expires_at=100, now=0)
-    assert (info.value.status, info.value.code) == (503, REPLAY_CACHE_FULL)
-    assert not cache.check_and_remember("a", expires_at=100, now=0)  # replays still detected when full
-    assert cache.check_and_remember("c", expires_at=200, now=101)  # room again once they expire
-
-
-def test_cache_full_surfaces_through_verify() -> None:
-    cache = ReplayCache(max_entries=1)
-    verify(SECRET, b"1", sign(SECRET, b"1", NOW), now=NOW, replay=cache)
-    err = rejected(sign(SECRET, b"2", NOW), body=b"2", replay=cache)
-    assert (err.status, err.code) == (503, REPLAY_CACHE_FULL)
-
-
-def test_cache_does_not_store_already_expired_keys() -> None:
-    cache = ReplayCache()
-    assert cache.check_and_remember("a", expires_at=5, now=10)
-    assert len(cache) == 0
-
-
-def test_cache_rejects_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="max_entries"):
-        ReplayCache(max_entries=0)
-    with pytest.raises(ValueError, match="finite"):
-        ReplayCache().check_and_remember("a", expires_at=float("nan"), now=0)
-
-
-def test_cache_is_thread_safe_exactly_one_winner() -> None:
-    cache = ReplayCache()
-    headers = sign(SECRET, BODY, NOW)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(16)
-
-    def attempt() -> None:
-        barrier.wait()
-        try:
-            verify(SECRET, BODY, headers, now=NOW, replay=cache)
-            result = "ok"
-        except RequestRejected as err:
-            result = err.code
-        with lock:
-            outcomes.append(result)
-
-    threads = [threading.Thread(target=attempt) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["ok"] + [REPLAYED] * 15
-
-
-def test_cache_concurrent_distinct_keys_all_remembered() -> None:
-    cache = ReplayCache(max_entries=10_000)
-
-    def work(prefix: int) -> None:
-        for i in range(500):
-            assert cache.check_and_remember(f"{prefix}-{i}", expires_at=100, now=0)
-
-    threads = [threading.Thread(target=work, args=(p,)) for p in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(cache) == 4000
+@pytest.mark.parametrize(
+    ("authorization", "token"),
+    [("Bearer a.b.c", "a.b.c"), ("bearer  tok ", "tok"), ("Basic x", None), ("Bearer", None), (None, None)],
+)
+def test_bearer_token(authorization: str | None, token: str | None) -> None:
+    assert bearer_token(authorization) == token
 
 
 # --- check_bearer -------------------------------------------------------------------------------
@@ -416,7 +348,7 @@ def test_check_bearer(expected: str | None, authorization: str | None, ok: bool)
 
 @given(secret=secrets_st, body=st.binary(max_size=2048), ts=timestamps_st)
 def test_any_body_signs_and_verifies(secret: str, body: bytes, ts: int) -> None:
-    verify(secret, body, sign(secret, body, ts), now=ts, replay=ReplayCache())
+    verify(secret, body, sign(secret, body, ts), now=ts)
 
 
 @given(body=st.binary(min_size=1, max_size=512), data=st.data())
@@ -461,73 +393,55 @@ def test_stale_in_both_directions_property(ts: int, tolerance: int, excess: floa
     headers = sign(SECRET, BODY, ts)
     offset = tolerance + excess
     now = ts + offset if future else ts - offset
-    err = rejected(headers, now=now, tolerance=tolerance, replay=ReplayCache())
+    err = rejected(headers, now=now, tolerance=tolerance)
     assert err.code == STALE_TIMESTAMP
     # ...and anywhere inside the window it is fine.
     inside = ts + (tolerance if future else -tolerance) * 0.5
-    verify(SECRET, BODY, headers, now=inside, replay=None, tolerance=tolerance)
+    verify(SECRET, BODY, headers, now=inside, tolerance=tolerance)
 
 
 @given(
-    bodies=st.lists(st.binary(max_size=16), min_size=1, max_size=8),
-    plan=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 299)), min_size=1, max_size=40),
+    path=st.from_regex(r"/[a-z0-9/._-]{0,30}(\?[a-z=&0-9]{1,10})?", fullmatch=True),
+    other=st.from_regex(r"/[a-z0-9/._-]{0,30}(\?[a-z=&0-9]{1,10})?", fullmatch=True),
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
+    other_method=st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
 )
-def test_replay_detected_exactly_once(bodies: list[bytes], plan: list[tuple[int, int]]) -> None:
-    """Each distinct signed request is accepted once; every later copy in the window is a replay."""
-    cache = ReplayCache()
-    signed = [(body, sign(SECRET, body, NOW)) for body in bodies]
-    accepted: dict[str, int] = {}
-    replays = 0
-    for pick, delay in plan:
-        body, headers = signed[pick % len(signed)]
-        try:
-            verify(SECRET, body, headers, now=NOW + delay, replay=cache)
-        except RequestRejected as err:
-            code = err.code
-        else:
-            code = "ok"
-        assert code in {"ok", REPLAYED}
-        if code == REPLAYED:
-            replays += 1
-        else:
-            sig = headers[SIGNATURE_HEADER]
-            accepted[sig] = accepted.get(sig, 0) + 1
-    assert all(n == 1 for n in accepted.values())
-    assert len(accepted) + replays == len(plan)
-    assert len(accepted) == len({signed[p % len(signed)][1][SIGNATURE_HEADER] for p, _ in plan})
+def test_a_signature_verifies_only_for_its_own_method_and_path(
+    path: str, other: str, method: str, other_method: str
+) -> None:
+    headers = sign(SECRET, BODY, NOW, method=method, path=path)
+    verify(SECRET, BODY, headers, now=NOW, method=method, path=path)
+    if (other_method, other) != (method, path):
+        assert rejected(headers, method=other_method, path=other).code == BAD_SIGNATURE
 
 
-@settings(max_examples=200)
-@given(
-    capacity=st.integers(min_value=1, max_value=16),
-    ops=st.lists(
-        st.tuples(st.integers(0, 40), st.integers(0, 50), st.integers(0, 5)),
-        max_size=120,
-    ),
-)
-def test_replay_cache_stays_bounded(capacity: int, ops: list[tuple[int, int, int]]) -> None:
-    """Size never exceeds the cap, nothing expired survives an operation, and nothing live is forgotten."""
-    cache = ReplayCache(max_entries=capacity)
-    now = 0.0
-    model: dict[str, float] = {}
-    for key_n, lifetime, step in ops:
-        now += step
-        key = f"k{key_n}"
-        model = {k: exp for k, exp in model.items() if exp >= now}
-        expires = now + lifetime
-        full_code: str | None = None
-        try:
-            fresh = cache.check_and_remember(key, expires_at=expires, now=now)
-        except RequestRejected as err:
-            full_code = err.code
-        if full_code is not None:
-            assert full_code == REPLAY_CACHE_FULL
-            assert len(model) >= capacity
-            assert key not in model
-        else:
-            assert fresh is (key not in model)
-            if fresh:
-                model[key] = expires
-        assert len(cache) <= capacity
-        assert len(cache) == len(model)
-        assert all(k in cache for k in model)
+def test_the_readme_curl_recipe_signs_as_the_worker_verifies() -> None:
+    """The README's `sign METHOD PATH` shell function makes the signature `signing.verify` accepts."""
+    import re  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    if shutil.which("openssl") is None or shutil.which("bash") is None:
+        pytest.skip("openssl or bash is not installed")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    [function] = re.findall(r"^sign\(\) \{.*\}$", readme, flags=re.MULTILINE)
+    body = '{"kind":"comment","repo":"octo/hello","issue_number":1,"body":"hi","idempotency_key":"req-1"}'
+    for method, path, payload in (("POST", "/state/req-1", body), ("GET", "/storage/events/octo?limit=20", "")):
+        script = f'{function}\nbody=$BODY; sign "$1" "$2"; printf "%s %s" "$ts" "$sig"'
+        done = subprocess.run(
+            ["bash", "-c", script, "sign", method, path],
+            env={"PATH": "/usr/bin:/bin:/usr/local/bin", "SECRET": SECRET, "BODY": payload},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        ts, sig = done.stdout.split()
+        headers = {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: f"sha256={sig}"}
+        verify(SECRET, payload.encode(), headers, now=int(ts), method=method, path=path)
+
+
+@pytest.mark.parametrize(("method", "path"), [("M-SEARCH", "/x"), ("POST", "x"), ("POST", "/a b")])
+def test_a_request_that_cannot_be_signed_is_refused_not_a_crash(method: str, path: str) -> None:
+    err = rejected(sign(SECRET, BODY, NOW), method=method, path=path)
+    assert (err.status, err.code) == (401, BAD_SIGNATURE)

@@ -106,11 +106,11 @@ def test_open_creates_orphan_branch_and_pushes_it(clone: Path, origin: Path) -> 
     assert tip is not None
     assert tip == store.tip()
     assert git(origin, "rev-list", "--parents", "-n1", tip) == tip  # a root commit: no parent
-    assert show(origin, tip, "meta.json") == '{\n  "schema_version": 1,\n  "symbiote": true\n}'
+    assert show(origin, tip, "meta.json") == '{\n  "schema_version": 2,\n  "symbiote": true\n}'
     assert git(origin, "log", "-1", "--format=%an <%ae>|%cn <%ce>", tip) == (
         "Symbiote <symbiote@users.noreply.github.com>|Symbiote <symbiote@users.noreply.github.com>"
     )
-    assert store.read_json("meta.json") == {"schema_version": 1, "symbiote": True}
+    assert store.read_json("meta.json") == {"schema_version": 2, "symbiote": True}
     assert store.commits_made == 1
     # Opening again (or from another clone) adopts the branch and commits nothing.
     again = Storage(clone)
@@ -555,10 +555,10 @@ def test_newer_schema_version_is_refused(
     tmp_path: Path, origin: Path, clone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as m:
-        m.setattr(storage_mod, "SCHEMA_VERSION", 2)
+        m.setattr(storage_mod, "SCHEMA_VERSION", 3)
         Storage(clone).open().close()
     other = make_clone(tmp_path, origin, "old-symbiote")
-    with pytest.raises(SchemaVersionError, match=r"meta\.json on refs/heads/__STORAGE__.*schema_version 2"):
+    with pytest.raises(SchemaVersionError, match=r"meta\.json on refs/heads/__STORAGE__.*schema_version 3"):
         Storage(other).open()
 
 
@@ -572,19 +572,19 @@ def test_migration_hook_runs_for_older_branches(
         new["users/a/cursor.json"] = {"last_event_id": state["users/a/cursor.json"]["last"]}
         return new
 
-    monkeypatch.setattr(storage_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(storage_mod, "MIGRATIONS", {1: v1_to_v2})
+    monkeypatch.setattr(storage_mod, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(storage_mod, "MIGRATIONS", {2: v1_to_v2})
     upgraded = Storage(make_clone(tmp_path, origin, "new-symbiote"))
     upgraded.open()
-    assert upgraded.read_json("meta.json") == {"schema_version": 2, "symbiote": True}
+    assert upgraded.read_json("meta.json") == {"schema_version": 3, "symbiote": True}
     assert upgraded.read_json("users/a/cursor.json") == {"last_event_id": "1"}
     assert upgraded.read_json("old.json") is None
-    assert upgraded.log(1)[0].message == "Migrate storage to schema version 2"
+    assert upgraded.log(1)[0].message == "Migrate storage to schema version 3"
     assert upgraded.tip() == remote_tip(origin)
-    assert upgraded.migrate() == 2  # idempotent
+    assert upgraded.migrate() == 3  # idempotent
     upgraded.close()
     # The older Symbiote now refuses the branch instead of misreading it.
-    monkeypatch.setattr(storage_mod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(storage_mod, "SCHEMA_VERSION", 2)
     with pytest.raises(SchemaVersionError):
         opened.refresh()
 

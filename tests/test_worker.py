@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 import schemathesis
 from cryptography.hazmat.primitives import serialization
@@ -56,6 +57,7 @@ except ImportError:
 
 SECRET = "cbsecret-" + secrets.token_hex(16)
 WORKER_TOKEN = "wtoken-" + secrets.token_hex(16)
+ALICE_TOKEN = "ghp_canary_alice_" + secrets.token_hex(12)
 BRANCH = "__STORAGE__"
 VECTOR = data_dir() / "ubiquity-os" / "kernel-signature-vector.json"
 
@@ -92,8 +94,11 @@ def on_branch(origin: Path, path: str) -> Any:
     return json.loads(done.stdout) if done.returncode == 0 else None
 
 
-def sign(body: bytes, *, at: float | None = None, secret: str = SECRET) -> dict[str, str]:
-    return signing.sign(secret, body, int(time.time() if at is None else at))
+def sign(
+    body: bytes, *, method: str = "POST", path: str, at: float | None = None, secret: str = SECRET
+) -> dict[str, str]:
+    """The signature headers of ``METHOD path`` with ``body`` (path and query as on the request line)."""
+    return signing.sign(secret, body, int(time.time() if at is None else at), method=method, path=path)
 
 
 BEARER = {"Authorization": f"Bearer {WORKER_TOKEN}"}
@@ -135,8 +140,11 @@ class Api:
 
     def signed_post(self, url: str, payload: Any, **sign_kwargs: Any) -> Any:
         body = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json", **sign(body, **sign_kwargs)}
+        headers = {"Content-Type": "application/json", **sign(body, path=url, **sign_kwargs)}
         return self.post(url, content=body, headers=headers)
+
+    def signed_get(self, url: str, **sign_kwargs: Any) -> Any:
+        return self.get(url, headers=sign(b"", method="GET", path=url, **sign_kwargs))
 
 
 @dataclass
@@ -190,6 +198,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def world(fake_github: FakeGitHub, fork: Path, bare_origin: Path, caplog: pytest.LogCaptureFixture) -> Iterator[World]:
     caplog.set_level(logging.DEBUG, logger="symbiote")
     fake_github.poll_interval = 0  # the poller obeys X-Poll-Interval; keep the test fast
+    # Local mode serves the owner of its GH_PAT only: here alice, whose token the worker holds.
+    fake_github.add_user("alice", ALICE_TOKEN)
     for login in ("alice", "bob"):
         fake_github.add_user(login)
         fake_github.add_repo(f"{login}/demo")
@@ -197,7 +207,7 @@ def world(fake_github: FakeGitHub, fork: Path, bare_origin: Path, caplog: pytest
     assert fake_github.token is not None
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
-        gh_pat=fake_github.token,
+        gh_pat=ALICE_TOKEN,
         api_url=fake_github.url,
         storage_repo=fork,
         interval=0.05,
@@ -212,7 +222,7 @@ def world(fake_github: FakeGitHub, fork: Path, bare_origin: Path, caplog: pytest
     yield w
     for client in reversed(w.clients):
         client.__exit__(None, None, None)
-    secrets_ = [fake_github.token, SECRET, WORKER_TOKEN]
+    secrets_ = [fake_github.token, ALICE_TOKEN, SECRET, WORKER_TOKEN]
     for text in [*w.seen, caplog.text]:
         for secret in secrets_:
             assert secret not in text, "a secret leaked into a response or a log line"
@@ -238,7 +248,11 @@ def test_health_and_manifest_need_no_auth(world: World) -> None:
     api = world.app()
     health = api.get("/health")
     assert health.status_code == 200
-    body = health.json()
+    # A stranger learns the status and nothing else: no version, branch, mode or session counts.
+    assert health.json() == {"status": "ok"}
+    assert api.get("/health", headers={"Authorization": "Bearer nope"}).json() == {"status": "ok"}
+    body = api.get("/health", headers=BEARER).json()
+    assert api.signed_get("/health").json() == body
     assert body["status"] == "ok"
     assert body["version"]
     assert body["mode"] == "local"
@@ -254,17 +268,18 @@ def test_health_counts_active_sessions(world: World) -> None:
     api = world.app()
     api.worker.health.cache_s = 0.0
     started(api, "alice")
-    started(api, "bob")
-    body = api.get("/health").json()
-    assert body["sessions"] == {"active": 2, "local_pollers": 2}
+    body = api.get("/health", headers=BEARER).json()
+    assert body["sessions"] == {"active": 1, "local_pollers": 1}
 
 
 def test_health_reports_unreachable_storage(world: World, tmp_path: Path) -> None:
     api = world.app(world.make_settings(storage_repo=tmp_path / "missing"))
     response = api.get("/health")
     assert response.status_code == 503
-    assert response.json()["status"] == "degraded"
-    assert response.json()["storage"]["reachable"] is False
+    assert response.json() == {"status": "degraded"}
+    detailed = api.get("/health", headers=BEARER)
+    assert detailed.status_code == 503
+    assert detailed.json()["storage"]["reachable"] is False
 
 
 # --------------------------------------------------------------------------- authentication
@@ -302,16 +317,35 @@ def test_every_other_endpoint_needs_auth(world: World, method: str, path: str) -
 def test_bearer_and_signature_both_authenticate(world: World) -> None:
     api = world.app()
     assert api.get("/storage/events/alice", headers=BEARER).status_code == 200
-    assert api.get("/storage/events/alice", headers=sign(b"")).status_code == 200
+    assert api.signed_get("/storage/events/alice").status_code == 200
+    assert api.signed_get("/storage/events/alice?limit=5").status_code == 200
 
 
-def test_signed_get_cannot_be_replayed(world: World) -> None:
+def test_a_signature_is_good_for_its_own_request_only(world: World) -> None:
+    """The issue's attacks: an empty-body signature made for GET /session/alice/status is refused on
+    POST /start/bob, and a captured POST /state/rp-1 body is refused on /state/rp-2: nothing written."""
     api = world.app()
-    headers = sign(b"")
+    get = sign(b"", method="GET", path="/session/alice/status")
+    assert api.get("/session/alice/status", headers=get).status_code == 404  # authentic: no session yet
+    tip = origin_tip(world.origin)
+    stolen = api.post("/start/bob", headers=get)
+    assert (stolen.status_code, stolen.json()["error"]) == (401, "bad_signature")
+    body = json.dumps({**comment_request("rp"), "user": "alice"}).encode()
+    captured = sign(body, path="/state/rp-1")
+    moved = api.post("/state/rp-2", content=body, headers={"Content-Type": "application/json", **captured})
+    assert (moved.status_code, moved.json()["error"]) == (401, "bad_signature")
+    query = sign(b"", method="GET", path="/storage/events/alice?limit=1")
+    assert api.get("/storage/events/alice?limit=1000", headers=query).status_code == 401
+    assert origin_tip(world.origin) == tip
+    assert api.worker.pollers.snapshot() == {}
+
+
+def test_a_replayed_signed_get_is_harmless(world: World) -> None:
+    """No replay cache (no security decision in process memory): a read replayed in the window reads again."""
+    api = world.app()
+    headers = sign(b"", method="GET", path="/storage/events/alice")
     assert api.get("/storage/events/alice", headers=headers).status_code == 200
-    again = api.get("/storage/events/alice", headers=headers)
-    assert again.status_code == 409
-    assert again.json()["error"] == "replayed"
+    assert api.get("/storage/events/alice", headers=headers).status_code == 200
 
 
 def test_no_bearer_access_without_a_configured_token(world: World) -> None:
@@ -347,17 +381,17 @@ def test_bad_signatures_are_rejected_and_write_nothing(
     body = json.dumps(payload).encode()
     now = time.time()
     headers = {"Content-Type": "application/json"}
-    good = sign(body, at=now)
+    good = sign(body, path=path, at=now)
     if case == "forged":
         headers |= {**good, signing.SIGNATURE_HEADER: "sha256=" + "0" * 64}
     elif case == "other_secret":
-        headers |= sign(body, at=now, secret="not-the-secret")
+        headers |= sign(body, path=path, at=now, secret="not-the-secret")
     elif case == "body_changed":
-        headers |= sign(body + b" ", at=now)
+        headers |= sign(body + b" ", path=path, at=now)
     elif case == "stale":
-        headers |= sign(body, at=now - 400)  # well past the 300 s window: int() truncation cannot bring it back in
+        headers |= sign(body, path=path, at=now - 400)  # well past the 300 s window
     elif case == "future":
-        headers |= sign(body, at=now + 400)
+        headers |= sign(body, path=path, at=now + 400)
     elif case == "no_timestamp":
         headers[signing.SIGNATURE_HEADER] = good[signing.SIGNATURE_HEADER]
     elif case == "bad_timestamp":
@@ -375,18 +409,18 @@ def test_bad_signatures_are_rejected_and_write_nothing(
     assert api.get("/state/s-forged", headers=BEARER).status_code == 404
 
 
-def test_replayed_state_request_is_rejected_and_runs_once(world: World) -> None:
+def test_replayed_state_request_changes_nothing_and_runs_once(world: World) -> None:
     api = world.app()
     started(api, "alice")
     body = json.dumps({**comment_request("replay"), "user": "alice"}).encode()
-    headers = {"Content-Type": "application/json", **sign(body)}
+    headers = {"Content-Type": "application/json", **sign(body, path="/state/s-replay")}
     first = api.post("/state/s-replay", content=body, headers=headers)
     assert first.status_code == 202, first.text
     wait_for(lambda: api.get("/state/s-replay", headers=BEARER).json()["status"] == "done", what="drained")
     tip = origin_tip(world.origin)
     again = api.post("/state/s-replay", content=body, headers=headers)
-    assert again.status_code == 409
-    assert again.json()["error"] == "replayed"
+    assert again.status_code == 200, again.text
+    assert again.json()["duplicate"] is True
     assert origin_tip(world.origin) == tip
     assert len(world.fake.comments_on("alice/demo", 1)) == 1
 
@@ -394,7 +428,7 @@ def test_replayed_state_request_is_rejected_and_runs_once(world: World) -> None:
 def test_callback_secret_not_configured_refuses_signed_requests(world: World) -> None:
     api = world.app(world.make_settings(callback_secret=None))
     body = b"{}"
-    response = api.post("/session/callback", content=body, headers=sign(body))
+    response = api.post("/session/callback", content=body, headers=sign(body, path="/session/callback"))
     assert response.status_code == 503
     assert response.json()["error"] == "not_configured"
 
@@ -444,22 +478,24 @@ def test_start_twice_returns_the_live_session_and_one_poller(world: World) -> No
     assert api.get("/session/Alice/status", headers=BEARER).json()["session_id"] == session_id
 
 
-def test_two_users_poll_at_once_without_mixing(world: World) -> None:
+def test_local_mode_serves_only_the_owner_of_its_token(world: World) -> None:
+    """The issue's "one token for everyone": /start/bob used to poll bob's feed and comment with the
+    worker's token. Local mode is single-tenant: bob is refused, nothing polls, nothing is written."""
     api = world.app()
-    alice = started(api, "alice")
-    bob = started(api, "bob")
-    assert alice != bob
-    world.fake.issue_opened("alice", "alice/demo", 3, "A", "")
+    tip = origin_tip(world.origin)
+    for path in ("/start/bob", "/start/BOB"):
+        refused = api.post(path, headers=BEARER)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"] == "not_served"
+    state = api.signed_post("/state/s-bob", {**comment_request("b1", repo="bob/demo"), "user": "bob"})
+    assert (state.status_code, state.json()["error"]) == (403, "not_served")
+    assert origin_tip(world.origin) == tip
+    assert api.worker.pollers.snapshot() == {}
     world.fake.issue_opened("bob", "bob/demo", 3, "B", "")
-    wait_for(lambda: acked(world.fake, "alice/demo", 3) == 1 and acked(world.fake, "bob/demo", 3) == 1)
-    for user in ("alice", "bob"):
-        wait_for(lambda u=user: api.get(f"/storage/events/{u}", headers=BEARER).json()["count"] == 1)
-    alice_events = api.get("/storage/events/alice", headers=BEARER).json()["events"]
-    bob_events = api.get("/storage/events/bob", headers=BEARER).json()["events"]
-    assert {e["repo"] for e in alice_events} == {"alice/demo"}
-    assert {e["repo"] for e in bob_events} == {"bob/demo"}
-    assert on_branch(world.origin, "users/alice/session.json")["id"] == alice
-    assert on_branch(world.origin, "users/bob/session.json")["id"] == bob
+    started(api, "alice")
+    time.sleep(0.3)
+    assert acked(world.fake, "bob/demo", 3) == 0
+    assert world.fake.comments_on("bob/demo", 1) == []
 
 
 def test_start_rejects_bad_logins(world: World) -> None:
@@ -569,7 +605,6 @@ def test_resume_leaves_cli_sessions_alone(world: World) -> None:
 def test_state_request_is_queued_and_executed_once_by_the_session(world: World) -> None:
     api = world.app()
     session_id = started(api, "alice")
-    started(api, "bob")
     response = api.signed_post("/state/s-queued", {**comment_request("q1"), "user": "alice"})
     assert response.status_code == 202, response.text
     assert response.json() == {"state_id": "s-queued", "user": "alice", "status": "queued", "session_id": session_id}
@@ -589,10 +624,10 @@ def test_state_request_is_queued_and_executed_once_by_the_session(world: World) 
     assert again.json()["duplicate"] is True
     time.sleep(0.2)
     assert len(world.fake.comments_on("alice/demo", 1)) == 1
-    # and another user cannot claim it
+    # and another user cannot claim it (here: is not even served)
     conflict = api.signed_post("/state/s-queued", {**comment_request("q1", repo="bob/demo"), "user": "bob"})
-    assert conflict.status_code == 409
-    assert conflict.json()["error"] == "state_conflict"
+    assert conflict.status_code == 403
+    assert conflict.json()["error"] == "not_served"
 
 
 def test_state_request_without_live_session_runs_directly_in_local_mode(world: World) -> None:
@@ -713,10 +748,16 @@ def vector() -> dict[str, Any]:
     return data
 
 
-def kernel_world(world: World, vector: dict[str, Any]) -> Api:
+VECTOR_WORKER_URL = "https://symbiote.example-worker.dev"  # the ref of the vector's worker form
+
+
+def kernel_world(world: World, vector: dict[str, Any], **overrides: Any) -> Api:
+    """The vector's request is alice's comment on test-org/test-repo, for the plugin at VECTOR_WORKER_URL:
+    in scope for alice's worker once she allows test-org (SYMBIOTE_KERNEL_SCOPE)."""
     world.fake.add_repo("test-org/test-repo")
     world.fake.add_issue("test-org/test-repo", 7, "Kernel issue", author="alice")
-    return world.app(world.make_settings(kernel_public_key=vector["public_key_pem"], user="octo"))
+    settings = world.make_settings(kernel_public_key=vector["public_key_pem"], kernel_scope=["test-org"], **overrides)
+    return world.app(settings, public_url=VECTOR_WORKER_URL)
 
 
 @pytest.mark.parametrize("path", ["/", "/state/5d41c0aa-2b7e-4f6e-8c9a-3a1b2c4d5e6f"])
@@ -745,7 +786,9 @@ def test_kernel_form_with_attestation_token(world: World, vector: dict[str, Any]
     world.fake.add_repo("test-org/test-repo")
     world.fake.add_issue("test-org/test-repo", 7, "Kernel issue", author="alice")
     api = world.app(
-        world.make_settings(kernel_public_key=vector["public_key_pem"], user="octo"), clock=InsideTheTokensHour()
+        world.make_settings(kernel_public_key=vector["public_key_pem"], kernel_scope=["test-org"]),
+        clock=InsideTheTokensHour(),
+        public_url="https://my-plugin.example-worker.dev",
     )
     assert api.post("/", json=vector["worker_inputs"]).status_code == 200
 
@@ -789,12 +832,15 @@ def test_root_refuses_symbiote_form(world: World) -> None:
 
 @pytest.fixture
 def actions(world: World) -> Api:
-    world.fake.add_repo("octo/fork", default_branch="main")
-    world.fake.add_workflow("octo/fork", "symbiote-main.yml", inputs=["user", "duration", "session_id", "callback_url"])
+    """Actions mode the older way (no GitHub App): SYMBIOTE_REPO is alice's fork, dispatched with her token."""
+    world.fake.add_repo("alice/fork", default_branch="main")
     world.fake.add_workflow(
-        "octo/fork", "symbiote-auth.yml", inputs=["state_id", "request", "callback_url", "stateId", "eventName"]
+        "alice/fork", "symbiote-main.yml", inputs=["user", "duration", "session_id", "callback_url"]
     )
-    return world.app(world.make_settings(repo="octo/fork"))
+    world.fake.add_workflow(
+        "alice/fork", "symbiote-auth.yml", inputs=["state_id", "worker_url", "stateId", "eventName"]
+    )
+    return world.app(world.make_settings(repo="alice/fork"))
 
 
 def report(session: Session) -> dict[str, Any]:
@@ -824,9 +870,9 @@ def test_actions_start_dispatches_and_records_starting(world: World, actions: Ap
 
 
 def test_actions_callback_url_uses_the_public_url(world: World) -> None:
-    world.fake.add_repo("octo/fork")
-    world.fake.add_workflow("octo/fork", "symbiote-main.yml")
-    api = world.app(world.make_settings(repo="octo/fork"), public_url="https://worker.example/")
+    world.fake.add_repo("alice/fork")
+    world.fake.add_workflow("alice/fork", "symbiote-main.yml")
+    api = world.app(world.make_settings(repo="alice/fork"), public_url="https://worker.example/")
     api.post("/start/alice", headers=BEARER)
     assert world.fake.workflow_dispatches[0].inputs["callback_url"] == "https://worker.example/session/callback"
 
@@ -848,7 +894,7 @@ def test_callbacks_register_heartbeat_and_end(world: World, actions: Api) -> Non
         sessions.new_session("alice", "actions", now, deadline_s=None, session_id=session_id),
         now,
         run_id="4242",
-        run_url="https://github.com/octo/fork/actions/runs/4242",
+        run_url="https://github.com/alice/fork/actions/runs/4242",
     )
     active = actions.signed_post("/session/callback", report(run))
     assert active.status_code == 200, active.text
@@ -918,31 +964,40 @@ def test_malformed_callbacks_are_422(world: World, actions: Api, payload: Any) -
     assert origin_tip(world.origin) == tip
 
 
-def test_actions_state_request_without_session_dispatches_auth(world: World, actions: Api) -> None:
+def test_actions_state_request_dispatches_auth_with_no_body_in_its_inputs(world: World, actions: Api) -> None:
     body = {**comment_request("a1"), "user": "alice"}
     response = actions.signed_post("/state/s-auth", body)
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "dispatched"
     [dispatch] = world.fake.workflow_dispatches
     assert dispatch.workflow == "symbiote-auth.yml"
-    assert dispatch.inputs["state_id"] == "s-auth"
-    assert ActionRequest.model_validate_json(dispatch.inputs["request"]).idempotency_key == "a1"
-    assert dispatch.inputs["callback_url"] == "http://testserver/session/callback"
+    # Only the state id and the worker's URL: the request waits on the worker's branch.
+    assert dispatch.inputs == {"state_id": "s-auth", "worker_url": "http://testserver"}
+    assert "hello a1" not in json.dumps(dispatch.inputs)
     assert actions.get("/state/s-auth", headers=BEARER).json()["status"] == "dispatched"
-    # the run reports its result: accepted, nothing to store (the run wrote the outbox)
-    result = actions.signed_post("/session/callback", {"kind": "state_result", "state_id": "s-auth", "status": "done"})
-    assert result.status_code == 200
+    fetched = actions.get("/state/s-auth/request", headers=BEARER).json()
+    assert fetched["kind"] == "action"
+    assert ActionRequest.model_validate(fetched["request"]).idempotency_key == "a1"
+    # the run reports its result: kept in the worker's outbox, the request dropped
+    record = {"user": "alice", "status": "done", "result": {"status": "done"}, "finished_at": time.time()}
+    result = actions.signed_post("/session/callback", {"kind": "state_result", "state_id": "s-auth", **record})
+    assert result.status_code == 200, result.text
+    assert actions.get("/state/s-auth", headers=BEARER).json()["status"] == "done"
+    assert actions.get("/state/s-auth/request", headers=BEARER).status_code == 404
+    # a private repo's request is kept only sealed: without SYMBIOTE_STORAGE_KEY it is refused
     private = actions.signed_post("/state/s-priv", {**body, "private": True})
     assert private.status_code == 409
-    assert private.json()["error"] == "needs_live_session"
+    assert private.json()["error"] == "needs_storage_key"
+    assert len(world.fake.workflow_dispatches) == 1
 
 
-def test_actions_state_request_with_live_session_is_queued(world: World, actions: Api) -> None:
+def test_actions_state_request_with_a_live_session_is_dispatched_too(world: World, actions: Api) -> None:
+    """The fork's run cannot drain the worker's inbox: every request goes to symbiote-auth.yml."""
     actions.post("/start/alice", headers=BEARER)
     response = actions.signed_post("/state/s-q", {**comment_request("q"), "user": "alice"})
-    assert response.json()["status"] == "queued"
-    assert on_branch(world.origin, "users/alice/inbox/s-q.json")["request"]["idempotency_key"] == "q"
-    assert [d.workflow for d in world.fake.workflow_dispatches] == ["symbiote-main.yml"]
+    assert response.json()["status"] == "dispatched"
+    assert on_branch(world.origin, "users/alice/inbox/s-q.json") is None
+    assert [d.workflow for d in world.fake.workflow_dispatches] == ["symbiote-main.yml", "symbiote-auth.yml"]
 
 
 # --------------------------------------------------------------------------- storage views and cleanup
@@ -977,7 +1032,7 @@ def test_storage_events_paging_and_privacy(world: World) -> None:
     )
     api.worker.storage.update(lambda v: layout.merge_events(v, "alice", [record], Sealer([key])), "test: private")
     redacted = [e for e in api.get("/storage/events/alice", headers=BEARER).json()["events"] if e["event_id"] == "99"]
-    assert redacted[0]["repo"] == repo_key("alice/secret")
+    assert redacted[0]["repo"] == repo_key("alice/secret", Sealer([key]).names)  # keyed: the record was sealed
     world.close(api)  # one Storage per clone at a time (see the worker's notes on git's ref locks)
     keyed = world.app(world.make_settings(storage_key=key))
     clear = [e for e in keyed.get("/storage/events/alice", headers=BEARER).json()["events"] if e["event_id"] == "99"]
@@ -1037,8 +1092,18 @@ def test_background_gc_runs_periodically(world: World) -> None:
 # --------------------------------------------------------------------------- generated input: never a 5xx
 
 
-def test_openapi_describes_every_endpoint(world: World) -> None:
+def test_docs_are_off_unless_asked_for(world: World) -> None:
     api = world.app()
+    for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+        assert api.get(path).status_code == 404, path
+        assert api.get(path, headers=BEARER).status_code == 404, path
+    shown = world.app(world.make_settings(worker_docs=True))
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert shown.get(path).status_code == 200, path
+
+
+def test_openapi_describes_every_endpoint(world: World) -> None:
+    api = world.app(docs=True)
     schema = api.get("/openapi.json").json()
     paths = set(schema["paths"])
     assert paths == {
@@ -1048,6 +1113,7 @@ def test_openapi_describes_every_endpoint(world: World) -> None:
         "/session/callback",
         "/session/{userId}/status",
         "/state/{stateId}",
+        "/state/{stateId}/request",
         "/",
         "/storage/events/{userId}",
         "/registry/refresh",
@@ -1069,13 +1135,16 @@ def _fuzz(operation: Any, mode: Any, client: TestClient, seen: dict[str, set[int
             body = case.body
         else:
             body = json.dumps(case.body, default=str).encode()
+        url = httpx.URL(case.formatted_path, params=case.query or None)
         responses.append(
             client.request(
                 case.method,
-                case.formatted_path,
-                params=case.query or None,
+                str(url),
                 content=body,
-                headers={"Content-Type": "application/json", **sign(body)},
+                headers={
+                    "Content-Type": "application/json",
+                    **sign(body, method=case.method, path=url.raw_path.decode("ascii")),
+                },
             )
         )
         for response in responses:
@@ -1088,7 +1157,7 @@ def _fuzz(operation: Any, mode: Any, client: TestClient, seen: dict[str, set[int
 
 def test_schemathesis_finds_no_server_error(world: World) -> None:
     """Positive and negative cases for every operation, unauthenticated and with the bearer token."""
-    app = create_app(world.make_settings(interval=30.0), gc_interval=None, resume=False)
+    app = create_app(world.make_settings(interval=30.0), gc_interval=None, resume=False, docs=True)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     client = TestClient(app)
     seen: dict[str, set[int]] = {}
@@ -1102,7 +1171,7 @@ def test_schemathesis_finds_no_server_error(world: World) -> None:
     finally:
         app.state.worker.shutdown(timeout=5)
     assert time.monotonic() - started_at < 60
-    assert {code for codes in seen.values() for code in codes} >= {200, 202, 401, 422}
+    assert {code for codes in seen.values() for code in codes} >= {200, 401, 403, 422}
 
 
 _kinds = st.sampled_from(["comment", "reaction", "label", "dispatch", "kernel", "none", "bogus"])
@@ -1150,6 +1219,6 @@ def test_signed_state_requests_never_5xx(world: World) -> None:
         assert response.status_code < 500, response.text
 
     check()
-    assert statuses <= {200, 202, 409, 422}
+    assert statuses <= {200, 202, 403, 409, 422}
     assert 202 in statuses
     assert 422 in statuses

@@ -1,9 +1,11 @@
 """End to end: ``symbiote serve`` as a subprocess on loopback, the fake GitHub, a bare-repo origin.
 
-Two users at once, each event acknowledged once; a signed state request queued and executed once
-by the right session, its result readable; the worker killed (SIGKILL) and restarted mid-session
-resumes from storage; a superseded poller exits; and actions mode, where a real ``symbiote poll``
-reports its session back through signed callbacks.
+Local mode serves the owner of its token only (another user is refused); each event acknowledged
+once; a signed state request queued and executed once by the session, its result readable; the
+worker killed (SIGKILL) and restarted mid-session resumes from storage; a superseded poller exits;
+actions mode, where a real ``symbiote poll`` reports its session back through signed callbacks;
+two worker processes sharing the state repo, and a restart, where replayed signed requests
+dispatch nothing more; a run the worker refuses exits non-zero; a chained run continues its session.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -103,7 +104,10 @@ class Worker:
 
     def signed_post(self, path: str, payload: Any) -> httpx.Response:
         body = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json", **signing.sign(SECRET, body, int(time.time()))}
+        headers = {
+            "Content-Type": "application/json",
+            **signing.sign(SECRET, body, int(time.time()), method="POST", path=path),
+        }
         return self.post(path, content=body, headers=headers)
 
     def status(self, user: str) -> dict[str, Any]:
@@ -148,8 +152,9 @@ class E2E:
             **extra,
         )
 
-    def worker(self, **extra: str) -> Worker:
-        worker = Worker(self.env(self.fork, **extra), self.tmp / f"worker-{len(self.workers)}.log")
+    def worker(self, storage_repo: Path | None = None, **extra: str) -> Worker:
+        env = self.env(storage_repo or self.fork, **extra)
+        worker = Worker(env, self.tmp / f"worker-{len(self.workers)}.log")
         self.workers.append(worker)
         return worker.start()
 
@@ -182,6 +187,8 @@ def e2e(
     env_for: Callable[..., dict[str, str]],
 ) -> Iterator[E2E]:
     fake_github.poll_interval = 0  # the poller obeys X-Poll-Interval: keep the run short
+    fake_github.add_repo("octo/demo")
+    fake_github.add_issue("octo/demo", 1, "First", author="octo")
     for login in ("alice", "bob"):
         fake_github.add_user(login)
         fake_github.add_repo(f"{login}/demo")
@@ -199,105 +206,88 @@ def e2e(
             assert secret not in text, f"a secret leaked into {worker.log.name}"
 
 
-def test_two_users_state_request_and_restart(e2e: E2E) -> None:
+def test_one_user_state_request_and_restart(e2e: E2E) -> None:
     fake, origin = e2e.fake, e2e.origin
     worker = e2e.worker()
 
-    # -- two users at once ------------------------------------------------------------
-    answers: dict[str, httpx.Response] = {}
+    # -- local mode: the owner of the worker's token, and nobody else ----------------------------
+    refused = worker.post("/start/alice", headers=BEARER)
+    assert (refused.status_code, refused.json()["error"]) == (403, "not_served")
+    first = worker.post("/start/octo", headers=BEARER)
+    assert first.status_code == 202, first.text
+    session_id = first.json()["session_id"]
+    wait_for(lambda: on_branch(origin, "users/octo/cursor.json"), what="octo's baseline")
+    assert on_branch(origin, "users/alice/session.json") is None
+    again = worker.post("/start/octo", headers=BEARER).json()
+    assert (again["session_id"], again["existing"]) == (session_id, True)
+    assert worker.get("/health").json() == {"status": "ok"}
+    assert worker.get("/health", headers=BEARER).json()["sessions"]["local_pollers"] == 1
 
-    def start(user: str) -> None:
-        answers[user] = worker.post(f"/start/{user}", headers=BEARER)
+    fake.issue_opened("octo", "octo/demo", 2, "A bug", "")
+    wait_for(lambda: acks(fake, "octo/demo", 2) == 1, what="the ack")
+    time.sleep(1.0)  # several more cycles: still once
+    assert acks(fake, "octo/demo", 2) == 1
 
-    threads = [threading.Thread(target=start, args=(user,)) for user in ("alice", "bob")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert {u: r.status_code for u, r in answers.items()} == {"alice": 202, "bob": 202}
-    first = {u: r.json()["session_id"] for u, r in answers.items()}
-    assert first["alice"] != first["bob"]
-    for user in ("alice", "bob"):
-        wait_for(lambda u=user: on_branch(origin, f"users/{u}/cursor.json"), what=f"{user}'s baseline")
-        assert on_branch(origin, f"users/{user}/session.json")["id"] == first[user]
-    again = worker.post("/start/alice", headers=BEARER).json()
-    assert (again["session_id"], again["existing"]) == (first["alice"], True)
-    assert worker.get("/health").json()["sessions"]["local_pollers"] == 2
-
-    fake.issue_opened("alice", "alice/demo", 2, "Alice's bug", "")
-    fake.issue_opened("bob", "bob/demo", 2, "Bob's bug", "")
-    wait_for(lambda: acks(fake, "alice/demo", 2) == 1 and acks(fake, "bob/demo", 2) == 1, what="both acks")
-    time.sleep(1.0)  # several more cycles: still once each
-    assert (acks(fake, "alice/demo", 2), acks(fake, "bob/demo", 2)) == (1, 1)
-
-    # -- a signed state request, queued for alice's session ------------------------------
+    # -- a signed state request, queued for the session --------------------------------------------
     request = {
         "kind": "comment",
-        "repo": "alice/demo",
+        "repo": "octo/demo",
         "issue_number": 1,
         "body": "requested through the worker",
         "idempotency_key": "e2e-state-1",
-        "user": "alice",
+        "user": "octo",
     }
     queued = worker.signed_post("/state/e2e-state-1", request)
     assert queued.status_code == 202, queued.text
     assert queued.json()["status"] == "queued"
-    assert queued.json()["session_id"] == first["alice"]
     result = wait_for(
         lambda: (r := worker.get("/state/e2e-state-1", headers=BEARER).json()).get("status") == "done" and r,
         what="the state request's result",
     )
-    assert result["user"] == "alice"
     assert result["result"]["status"] == "done"
-    assert len(fake.comments_on("alice/demo", 1)) == 1
-    assert on_branch(origin, "users/alice/inbox/e2e-state-1.json") is None
-    assert on_branch(origin, "outbox/e2e-state-1.json")["user"] == "alice"
-    assert fake.comments_on("bob/demo", 1) == []
+    assert len(fake.comments_on("octo/demo", 1)) == 1
 
-    # -- SIGKILL mid-session, events while down, restart -----------------------------
+    # -- SIGKILL mid-session, events while down, restart -----------------------------------------
     worker.kill()
-    fake.issue_opened("alice", "alice/demo", 3, "While the worker was down", "")
-    assert on_branch(origin, "users/alice/session.json")["status"] == "active"
+    fake.issue_opened("octo", "octo/demo", 3, "While the worker was down", "")
+    assert on_branch(origin, "users/octo/session.json")["status"] == "active"
     restarted = e2e.worker()
-    wait_for(lambda: acks(fake, "alice/demo", 3) == 1, what="the resumed session to catch up")
-    for user in ("alice", "bob"):
-        status = wait_for(lambda u=user: (s := restarted.status(u)).get("poller") and s, what=f"{user} resumed")
-        assert status["live"] is True
-        assert status["poller"]["running"] is True
-        assert status["session_id"] != first[user]
-    fake.issue_opened("bob", "bob/demo", 3, "After the restart", "")
-    wait_for(lambda: acks(fake, "bob/demo", 3) == 1, what="bob's ack after the restart")
+    wait_for(lambda: acks(fake, "octo/demo", 3) == 1, what="the resumed session to catch up")
+    status = wait_for(lambda: (s := restarted.status("octo")).get("poller") and s, what="octo resumed")
+    assert status["live"] is True
+    assert status["session_id"] != session_id
+    # the same signed request again, to the restarted worker: answered from the outbox, not run again
+    replayed = restarted.signed_post("/state/e2e-state-1", request)
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json()["duplicate"] is True
     time.sleep(0.6)
-    assert [acks(fake, "alice/demo", n) for n in (2, 3)] == [1, 1]
-    assert [acks(fake, "bob/demo", n) for n in (2, 3)] == [1, 1]
-    assert len(fake.comments_on("alice/demo", 1)) == 1  # the state request ran once, across the restart
-    events = restarted.get("/storage/events/alice", headers=BEARER).json()["events"]
-    assert sorted(e["event_id"] for e in events) == sorted({e["event_id"] for e in events})
+    assert [acks(fake, "octo/demo", n) for n in (2, 3)] == [1, 1]
+    assert len(fake.comments_on("octo/demo", 1)) == 1  # the state request ran once, across the restart
 
 
 def test_superseded_poller_exits(e2e: E2E) -> None:
     fake, origin = e2e.fake, e2e.origin
     worker = e2e.worker()
-    session_id = worker.post("/start/alice", headers=BEARER).json()["session_id"]
-    wait_for(lambda: on_branch(origin, "users/alice/cursor.json"), what="the baseline")
+    session_id = worker.post("/start/octo", headers=BEARER).json()["session_id"]
+    wait_for(lambda: on_branch(origin, "users/octo/cursor.json"), what="the baseline")
     # Another machine runs `symbiote poll` for the same user: its newer session takes over.
-    done = e2e.poll_once("alice", "--json")
+    done = e2e.poll_once("octo", "--json")
     assert done.returncode == 0, done.stderr
     status = wait_for(
-        lambda: (s := worker.status("alice"))["poller"] and not s["poller"]["running"] and s,
+        lambda: (s := worker.status("octo"))["poller"] and not s["poller"]["running"] and s,
         what="the superseded poller to exit",
     )
     assert status["poller"]["superseded"] is True
     assert status["poller"]["exit_reason"] == "superseded by a newer session"
     assert status["session_id"] != session_id  # the record is the newer session's, not clobbered
-    assert worker.get("/health").json()["sessions"]["local_pollers"] == 0
-    fake.issue_opened("alice", "alice/demo", 4, "Nobody polls now", "")
+    assert worker.get("/health", headers=BEARER).json()["sessions"]["local_pollers"] == 0
+    fake.issue_opened("octo", "octo/demo", 4, "Nobody polls now", "")
     time.sleep(1.0)
-    assert acks(fake, "alice/demo", 4) == 0
+    assert acks(fake, "octo/demo", 4) == 0
     # Starting again gives the user a poller once more, and it picks the event up once.
-    restarted = worker.post("/start/alice", headers=BEARER).json()
+    restarted = worker.post("/start/octo", headers=BEARER).json()
     assert restarted["existing"] is False
-    wait_for(lambda: acks(fake, "alice/demo", 4) == 1, what="the new session to act")
+    wait_for(lambda: acks(fake, "octo/demo", 4) == 1, what="the new session to act")
 
 
 def test_actions_mode_session_reports_through_signed_callbacks(e2e: E2E) -> None:
@@ -305,26 +295,142 @@ def test_actions_mode_session_reports_through_signed_callbacks(e2e: E2E) -> None
     fake.add_repo("octo/fork")
     fake.add_workflow("octo/fork", "symbiote-main.yml", inputs=["user", "duration", "session_id", "callback_url"])
     worker = e2e.worker(SYMBIOTE_REPO="octo/fork")
-    started = worker.post("/start/alice", headers=BEARER)
+    assert worker.post("/start/alice", headers=BEARER).status_code == 403  # the fork's owner only
+    started = worker.post("/start/octo", headers=BEARER)
     assert started.status_code == 202, started.text
     session_id = started.json()["session_id"]
     [dispatch] = fake.workflow_dispatches
     assert dispatch.inputs["session_id"] == session_id
     assert dispatch.inputs["callback_url"] == f"{worker.url}/session/callback"
-    assert on_branch(origin, "users/alice/session.json")["status"] == "starting"
+    assert on_branch(origin, "users/octo/session.json")["status"] == "starting"
     # What the dispatched run does: poll with the session id, reporting to the callback URL.
-    done = e2e.poll_once("alice", "--session-id", session_id, "--callback-url", dispatch.inputs["callback_url"])
+    done = e2e.poll_once("octo", "--session-id", session_id, "--callback-url", dispatch.inputs["callback_url"])
     assert done.returncode == 0, done.stderr
     stored = wait_for(
-        lambda: (s := on_branch(origin, "users/alice/session.json"))["status"] == "ended" and s,
+        lambda: (s := on_branch(origin, "users/octo/session.json"))["status"] == "ended" and s,
         what="the ended session",
     )
     assert stored["id"] == session_id
     assert stored["counts"]["cycles"] == 1
-    status = worker.status("alice")
+    status = worker.status("octo")
     assert (status["status"], status["live"]) == ("ended", False)
     # an unsigned or replayed report changes nothing
     tip = git(origin, "rev-parse", BRANCH).strip()
     forged = worker.post("/session/callback", json={"kind": "session", **stored, "status": "active"})
     assert forged.status_code == 401
     assert git(origin, "rev-parse", BRANCH).strip() == tip
+
+
+def test_two_worker_processes_and_a_restart_dispatch_each_signed_request_once(e2e: E2E) -> None:
+    """The issue: the replay cache lived in one process, so a replayed dispatch ran the workflow twice.
+    Now a replay on another replica, or after a restart, finds its id on the branch and does nothing."""
+    fake = e2e.fake
+    fake.add_repo("octo/fork")
+    fake.add_workflow("octo/fork", "symbiote-main.yml", inputs=["user", "duration", "session_id", "callback_url"])
+    fake.add_workflow("octo/fork", "symbiote-auth.yml", inputs=["state_id", "worker_url"])
+    first = e2e.worker(SYMBIOTE_REPO="octo/fork")
+    second = e2e.worker(e2e.clone("replica"), SYMBIOTE_REPO="octo/fork")
+    now = int(time.time())
+    start = signing.sign(SECRET, b"", now, method="POST", path="/start/octo")
+    body = json.dumps({"kind": "comment", "repo": "octo/demo", "issue_number": 1, "body": "once",
+                       "idempotency_key": "k-once", "user": "octo"}).encode()  # fmt: skip
+    state = {"Content-Type": "application/json", **signing.sign(SECRET, body, now, method="POST", path="/state/s-once")}
+    assert first.post("/start/octo", headers=start).status_code == 202
+    assert first.post("/state/s-once", content=body, headers=state).status_code == 202
+    assert [d.workflow for d in fake.workflow_dispatches] == ["symbiote-main.yml", "symbiote-auth.yml"]
+    tip = git(e2e.origin, "rev-parse", BRANCH).strip()
+    replayed = [second.post("/start/octo", headers=start), second.post("/state/s-once", content=body, headers=state)]
+    assert [r.status_code for r in replayed] == [202, 202], [r.text for r in replayed]
+    assert replayed[0].json()["existing"] is True
+    first.kill()
+    restarted = e2e.worker(SYMBIOTE_REPO="octo/fork")
+    again = [restarted.post("/start/octo", headers=start), restarted.post("/state/s-once", content=body, headers=state)]
+    assert [r.status_code for r in again] == [202, 202], [r.text for r in again]
+    assert len(fake.workflow_dispatches) == 2  # no second dispatch anywhere
+    assert git(e2e.origin, "rev-parse", BRANCH).strip() == tip  # and nothing written
+
+
+def test_a_run_the_worker_refuses_exits_non_zero_with_an_error_annotation(e2e: E2E) -> None:
+    """The issue: the run printed "superseded" and exited 0, so nothing looked wrong."""
+    fake = e2e.fake
+    fake.add_repo("octo/fork")
+    fake.add_workflow("octo/fork", "symbiote-main.yml", inputs=["user", "duration", "session_id", "callback_url"])
+    worker = e2e.worker(SYMBIOTE_REPO="octo/fork")
+    worker.post("/start/octo", headers=BEARER)
+    url = f"{worker.url}/session/callback"
+    # The run keeps its own records in its own repository (as a user's fork does).
+    own_origin = e2e.tmp / "own-origin.git"
+    git(e2e.tmp, "init", "--quiet", "--bare", "--initial-branch=main", str(own_origin))
+    clone = e2e.tmp / "refused"
+    clone.mkdir()
+    git(clone, "init", "--quiet", "--initial-branch=main")
+    git(clone, "remote", "add", "origin", str(own_origin))
+    done = subprocess.run(
+        [sys.executable, "-m", "symbiote_cli", "poll", "--user", "octo", "--once",
+         "--session-id", "not-the-workers-session", "--callback-url", url],
+        env={**e2e.env(clone), "GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "777"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "::error" in done.stdout + done.stderr
+    assert "cannot continue" in done.stdout + done.stderr
+
+
+def test_a_chained_run_continues_its_session(e2e: E2E) -> None:
+    """poll --chain hands over at the deadline; the successor (same session id, a new run id) goes on."""
+    clone = e2e.clone("chain")
+
+    def run(run_id: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "symbiote_cli", "poll", "--user", "octo", "--duration", "1s", *args],
+            env={**e2e.env(clone), "GITHUB_RUN_ID": run_id},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    first = run("111", "--session-id", "chained-session")
+    assert first.returncode == 0, first.stderr
+    assert "deadline reached" in first.stdout
+    ended = on_branch(e2e.origin, "users/octo/session.json")
+    assert (ended["id"], ended["status"], ended["run_id"]) == ("chained-session", "ended", "111")
+    second = run("222", "--session-id", "chained-session")
+    assert second.returncode == 0, second.stderr
+    assert "superseded" not in second.stdout + second.stderr
+    stored = on_branch(e2e.origin, "users/octo/session.json")
+    assert (stored["id"], stored["run_id"]) == ("chained-session", "222")
+    assert stored["runs"] == ["111", "222"]
+    assert stored["counts"]["cycles"] >= 1
+
+
+def test_the_auth_workflow_fetches_its_request_from_the_worker_and_reports_the_result(e2e: E2E) -> None:
+    """Actions mode end to end: the dispatch carries the state id and the worker's URL only; `symbiote act`
+    (what symbiote-auth.yml runs, in the fork's own checkout) fetches the request, acts, reports back."""
+    fake = e2e.fake
+    fake.add_repo("octo/fork")
+    fake.add_workflow("octo/fork", "symbiote-auth.yml", inputs=["state_id", "worker_url"])
+    worker = e2e.worker(SYMBIOTE_REPO="octo/fork")
+    request = {"kind": "comment", "repo": "octo/demo", "issue_number": 1, "body": "fetched, not in the inputs",
+               "idempotency_key": "k-fetch", "user": "octo"}  # fmt: skip
+    assert worker.signed_post("/state/s-fetch", request).status_code == 202
+    [dispatch] = fake.workflow_dispatches
+    assert dispatch.inputs == {"state_id": "s-fetch", "worker_url": worker.url}
+    own_origin = e2e.tmp / "fork-origin.git"
+    git(e2e.tmp, "init", "--quiet", "--bare", "--initial-branch=main", str(own_origin))
+    checkout = e2e.tmp / "fork-checkout"
+    checkout.mkdir()
+    git(checkout, "init", "--quiet", "--initial-branch=main")
+    git(checkout, "remote", "add", "origin", str(own_origin))
+    done = subprocess.run(
+        [sys.executable, "-m", "symbiote_cli", "act", "--inputs-env", "SYMBIOTE_INPUTS", "--json"],
+        env={**e2e.env(checkout), "SYMBIOTE_INPUTS": json.dumps(dispatch.inputs)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "done"
+    [comment] = [c for c in fake.comments_on("octo/demo", 1) if "fetched, not in the inputs" in c.body]
+    assert comment.author == "octo"
+    answer = wait_for(
+        lambda: (r := worker.get("/state/s-fetch", headers=BEARER).json()).get("status") == "done" and r,
+        what="the reported result",
+    )
+    assert answer["user"] == "octo"
+    assert worker.get("/state/s-fetch/request", headers=BEARER).status_code == 404  # dropped once done

@@ -46,7 +46,8 @@ KERNEL_INPUTS = (
     "command",
     "signature",
 )
-OWN_INPUTS = ("state_id", "request", "callback_url")
+# Symbiote's own form carries no request body (issue 13): the run fetches it from the worker.
+OWN_INPUTS = ("state_id", "worker_url")
 # The optional GitHub App and the kernel lists reach `symbiote poll` on Actions without editing the
 # workflow: credentials as repository secrets, lists as repository variables (`vars.`), named as
 # Settings reads them (SYMBIOTE_ prefix + field name).
@@ -149,7 +150,7 @@ def test_main_concurrency_permissions_timeout(main: dict[str, Any]) -> None:
     }
     assert main["permissions"] == {}
     [job] = main["jobs"].values()
-    assert job["permissions"] == {"contents": "write", "actions": "write"}
+    assert job["permissions"] == {"contents": "write", "actions": "write", "id-token": "write"}
     assert job["timeout-minutes"] == 360
     assert job["runs-on"] == "ubuntu-latest"
 
@@ -157,7 +158,7 @@ def test_main_concurrency_permissions_timeout(main: dict[str, Any]) -> None:
 def test_main_steps(main: dict[str, Any]) -> None:
     steps = steps_of(main)
     assert steps[0]["uses"].startswith("actions/checkout@")
-    assert steps[0]["with"] == {"persist-credentials": False}
+    assert steps[0]["with"] == {"persist-credentials": False, "fetch-depth": 1}
     setup = steps[1]
     assert setup["uses"].startswith("actions/setup-python@")
     assert setup["with"] == {"python-version": "3.11", "cache": "pip", "cache-dependency-path": "pyproject.toml"}
@@ -242,14 +243,14 @@ def test_auth_concurrency_permissions(auth: dict[str, Any]) -> None:
     }
     assert auth["permissions"] == {}
     [job] = auth["jobs"].values()
-    assert job["permissions"] == {"contents": "write"}
+    assert job["permissions"] == {"contents": "write", "id-token": "write"}
     assert isinstance(job["timeout-minutes"], int)
     assert job["timeout-minutes"] <= 60
 
 
 def test_auth_act_step(auth: dict[str, Any]) -> None:
     steps = steps_of(auth)
-    assert steps[0]["with"] == {"persist-credentials": False}
+    assert steps[0]["with"] == {"persist-credentials": False, "fetch-depth": 1}
     assert steps[2]["run"].strip() == "python -m pip install ."
     act = step_named(auth, "Act")
     script = act["run"]
@@ -604,8 +605,7 @@ def test_auth_act_script_masks_then_passes_inputs(auth: dict[str, Any], tmp_path
         pytest.skip("jq is not installed (it is on GitHub's ubuntu runners)")
     inputs = {
         "state_id": "",
-        "request": "",
-        "callback_url": "",
+        "worker_url": "",
         "stateId": "kernel-state-1",
         "eventName": "issue_comment.created",
         "eventPayload": "compressed",
@@ -634,10 +634,10 @@ def test_auth_act_script_masks_then_passes_inputs(auth: dict[str, Any], tmp_path
     assert json.loads(recorded["env"]["SYMBIOTE_INPUTS"]) == inputs
 
 
-def test_auth_act_script_own_form_with_callback(auth: dict[str, Any], tmp_path: Path) -> None:
+def test_auth_act_script_own_form_passes_the_state_id_and_worker_url_only(auth: dict[str, Any], tmp_path: Path) -> None:
     if shutil.which("jq") is None:
         pytest.skip("jq is not installed (it is on GitHub's ubuntu runners)")
-    inputs = {"state_id": "s1", "request": '{"kind": "none"}', "callback_url": "https://w.example/cb"}
+    inputs = {"state_id": "s1", "worker_url": "https://w.example"}
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"inputs": inputs}), encoding="utf-8")
     result, recorded = _run_script(
@@ -646,8 +646,28 @@ def test_auth_act_script_own_form_with_callback(auth: dict[str, Any], tmp_path: 
         tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert recorded["argv"] == ["act", "--inputs-env", "SYMBIOTE_INPUTS", "--callback-url", "https://w.example/cb"]
+    assert recorded["argv"] == ["act", "--inputs-env", "SYMBIOTE_INPUTS"]
     assert json.loads(recorded["env"]["SYMBIOTE_INPUTS"]) == inputs
+
+
+def test_main_poll_script_reports_to_the_worker_url_variable(main: dict[str, Any], tmp_path: Path) -> None:
+    """Scheduled and manual runs learn the worker's URL from the repository variable."""
+    result, recorded = _run_script(
+        step_named(main, "Poll")["run"],
+        {
+            "GH_PAT": "ghp_user",
+            "GITHUB_TOKEN": "ghs_job",
+            "POLL_USER": "octocat",
+            "POLL_DURATION": "90m",
+            "POLL_SESSION_ID": "",
+            "POLL_CALLBACK_URL": "",
+            "SYMBIOTE_WORKER_URL": "https://worker.example/",
+        },
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert recorded["argv"][-2:] == ["--callback-url", "https://worker.example/session/callback"]
+    assert step_named(main, "Poll")["env"]["SYMBIOTE_WORKER_URL"] == "${{ vars.SYMBIOTE_WORKER_URL }}"
 
 
 def _action_env(tmp_path: Path, **overrides: str) -> dict[str, str]:

@@ -118,7 +118,7 @@ class InputsForm(StrEnum):
     """The UbiquityOS kernel's signed plugin inputs (``stateId``, ``eventPayload``, ..., ``signature``)."""
 
 
-OWN_INPUTS = ("state_id", "request")
+OWN_INPUTS = ("state_id", "request", "worker_url")
 
 
 def inputs_form(inputs: Mapping[str, Any]) -> InputsForm:

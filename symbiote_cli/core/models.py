@@ -371,3 +371,6 @@ class Session(BaseModel):
     deadline_at: float | None = None
     ended_at: float | None = None
     counts: dict[str, int] = Field(default_factory=dict)
+    runs: list[str] = Field(
+        default_factory=list, description="the runs that served this session, oldest first (a chained run appends)"
+    )

@@ -10,7 +10,10 @@ is set - the clear record is kept Fernet-encrypted in ``sealed``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Sequence
@@ -26,22 +29,57 @@ KEY_VARIABLE = "SYMBIOTE_STORAGE_KEY"
 REPO_KEY_PREFIX = "private-"
 REDACTED = "redacted"
 
-_REPO_KEY_RE = re.compile(r"^private-[0-9a-f]{16}$")
+KEYED_PREFIX = "private-k"
+NAMES_LABEL = b"symbiote/private-repo-names/v1"
+"""The fixed label HMAC'd with the storage key to derive the key that names private repos."""
+
+# Unkeyed (``private-`` + 16 hex of sha256) or keyed (``private-k`` + 32 hex of an HMAC).
+_REPO_KEY_RE = re.compile(r"^private-(?:[0-9a-f]{16}|k[0-9a-f]{32})$")
+_DIGEST_RE = re.compile(r"^(?:h-[0-9a-f]{16}|hk-[0-9a-f]{32})$")
 
 
-def repo_key(full_name: str) -> str:
-    """A stable id for a private repo that does not reveal its name (GitHub names are case-insensitive)."""
-    return REPO_KEY_PREFIX + hashlib.sha256(full_name.lower().encode("utf-8")).hexdigest()[:16]
+def names_key(fernet_key: str) -> bytes:
+    """The key that names private repos: HMAC-SHA256 of a fixed label under one storage (Fernet) key.
+
+    Derived, never the Fernet key itself, so a name key can never decrypt a sealed record.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(fernet_key.strip().encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise ConfigError(f"{KEY_VARIABLE}: a key is not url-safe base64") from None
+    return hmac.new(raw, NAMES_LABEL, hashlib.sha256).digest()
+
+
+def repo_key(full_name: str, names: bytes | None = None) -> str:
+    """A stable id for a private repo that does not reveal its name (GitHub names are case-insensitive).
+
+    With ``names`` (``Sealer.names``, from ``SYMBIOTE_STORAGE_KEY``) it is a keyed hash: a guessed
+    name cannot be confirmed without the key. Without, it is an unsalted hash that anyone can
+    confirm a guess against (README, "What the public branch reveals").
+    """
+    name = full_name.lower().encode("utf-8")
+    if names is None:
+        return REPO_KEY_PREFIX + hashlib.sha256(name).hexdigest()[:16]
+    return KEYED_PREFIX + hmac.new(names, name, hashlib.sha256).hexdigest()[:32]
 
 
 def is_repo_key(value: str) -> bool:
-    """True when ``value`` is already a ``repo_key`` (so redaction is idempotent)."""
+    """True when ``value`` is already a ``repo_key``, keyed or not (so redaction is idempotent)."""
     return bool(_REPO_KEY_RE.match(value))
 
 
-def _digest(value: str) -> str:
-    """Hide an identifier that may embed the repo name, while keeping equal ones equal."""
-    return "h-" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+def is_keyed(value: str) -> bool:
+    """True for a keyed ``repo_key`` or digest (written with a storage key)."""
+    return value.startswith((KEYED_PREFIX, "hk-"))
+
+
+def _digest(value: str, names: bytes | None = None) -> str:
+    """Hide an identifier that may embed the repo name, while keeping equal ones equal (keyed as ``repo_key``)."""
+    if _DIGEST_RE.match(value):
+        return value
+    if names is None:
+        return "h-" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+    return "hk-" + hmac.new(names, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
 def generate_key() -> str:
@@ -71,6 +109,8 @@ class Sealer:
                 ) from None
         self._fernet: MultiFernet = MultiFernet(fernets)
         self.key_count = len(fernets)
+        # Names follow the first (encrypting) key: rotating it re-keys names (docs: README, privacy).
+        self.names: bytes = names_key(keys[0])
 
     @classmethod
     def from_string(cls, value: str) -> Sealer | None:
@@ -110,11 +150,11 @@ class Sealer:
         return f"{KEY_VARIABLE} cannot decrypt {where}; was the key rotated? keep the old key after the new one"
 
 
-def _redact_action(action: ActionResult) -> ActionResult:
+def _redact_action(action: ActionResult, names: bytes | None) -> ActionResult:
     return action.model_copy(
         update={
-            "repo": action.repo if is_repo_key(action.repo) else repo_key(action.repo),
-            "idempotency_key": _digest(action.idempotency_key),
+            "repo": action.repo if is_repo_key(action.repo) else repo_key(action.repo, names),
+            "idempotency_key": _digest(action.idempotency_key, names),
             "detail": REDACTED if action.detail else "",
             "url": None,
         }
@@ -136,11 +176,12 @@ def protect_record(record: ProcessedEvent, sealer: Sealer | None) -> ProcessedEv
     if not record.private or is_protected(record):
         return record
     clear = record.model_copy(update={"sealed": None})
+    names = sealer.names if sealer is not None else None
     return record.model_copy(
         update={
-            "repo": repo_key(record.repo),
+            "repo": repo_key(record.repo, names),
             "reason": REDACTED,
-            "actions": [_redact_action(action) for action in record.actions],
+            "actions": [_redact_action(action, names) for action in record.actions],
             "sealed": sealer.seal(clear.model_dump(mode="json")) if sealer is not None else None,
         }
     )
@@ -155,3 +196,17 @@ def reveal_record(record: ProcessedEvent, sealer: Sealer | None) -> ProcessedEve
         return ProcessedEvent.model_validate(data)
     except ValueError:
         raise StorageError(f"the sealed record of event {record.event_id} is not a processed event") from None
+
+
+def rekey_record(record: ProcessedEvent, sealer: Sealer) -> ProcessedEvent:
+    """A stored private record with its names keyed by ``sealer`` (recomputed from the sealed clear record).
+
+    Records stored without a key hold no clear name to re-key from; they are returned unchanged.
+    Idempotent: a record already keyed with this key comes back equal.
+    """
+    if not record.private or record.sealed is None:
+        return record
+    clear = reveal_record(record, sealer)
+    rekeyed = protect_record(clear.model_copy(update={"sealed": None}), sealer)
+    # Keep the stored token: re-sealing would change the bytes on every run (Fernet has a random IV).
+    return rekeyed.model_copy(update={"sealed": record.sealed})

@@ -49,6 +49,8 @@ class RoutingContext:
     """event id -> (summary of planned actions, whether any is sensitive); empty summary = nothing to do."""
     kernel_unknown: Mapping[str, str] = field(default_factory=dict)
     """registry key -> why the kernel's status is unknown (a lookup that could not be made or failed)."""
+    names: bytes | None = None
+    """The key private repos are named with (``Sealer.names``), or None for the unkeyed hash."""
 
     @classmethod
     def build(
@@ -60,6 +62,7 @@ class RoutingContext:
         registry: Mapping[str, RegistryEntry] | None = None,
         planned: Mapping[str, tuple[str, bool]] | None = None,
         kernel_unknown: Mapping[str, str] | None = None,
+        names: bytes | None = None,
     ) -> RoutingContext:
         return cls(
             user=user,
@@ -68,12 +71,13 @@ class RoutingContext:
             registry=registry or {},
             planned=planned or {},
             kernel_unknown=kernel_unknown or {},
+            names=names,
         )
 
 
-def registry_key(repo: str, *, private: bool) -> str:
-    """Registry entries of private repos are keyed by a hash: the branch is public."""
-    return repo_key(repo) if private else repo.lower()
+def registry_key(repo: str, *, private: bool, names: bytes | None = None) -> str:
+    """Registry entries of private repos are keyed by a hash (keyed with ``names``): the branch is public."""
+    return repo_key(repo, names) if private else repo.lower()
 
 
 def handler(name: str) -> Callable[[Handler], Handler]:
@@ -106,7 +110,7 @@ def _kernel(event: Event, ctx: RoutingContext) -> RouteDecision | None:
         return _decide(event, Route.KERNEL, "repo is in SYMBIOTE_KERNEL_REPOS: left to the UbiquityOS kernel")
     if event.owner.lower() in ctx.kernel_owners:
         return _decide(event, Route.KERNEL, "owner is in SYMBIOTE_KERNEL_OWNERS: left to the UbiquityOS kernel")
-    entry = ctx.registry.get(registry_key(event.repo_name, private=event.private))
+    entry = ctx.registry.get(registry_key(event.repo_name, private=event.private, names=ctx.names))
     if entry is not None and entry.kernel:
         return _decide(event, Route.KERNEL, f"UbiquityOS kernel serves this repo ({entry.source}): left to it")
     return None
@@ -137,7 +141,7 @@ def _visibility(event: Event, ctx: RoutingContext) -> RouteDecision:
         route, reason = Route.APP, f"public repo, safe action: {what}"
     # Reached only because no kernel rule decided: when that is for want of a lookup, say so
     # rather than present the answer as if the kernel had been ruled out.
-    unknown = ctx.kernel_unknown.get(registry_key(event.repo_name, private=event.private))
+    unknown = ctx.kernel_unknown.get(registry_key(event.repo_name, private=event.private, names=ctx.names))
     if unknown:
         reason = f"{unknown}; if the kernel does not serve this repo: {reason}"
     return _decide(event, route, reason)

@@ -8,6 +8,11 @@ turns a silent ``starting``/``active`` record into ``expired`` wherever it is re
 One live session per user: :func:`supersede` decides which of two sessions survives, the same way
 whichever order the two are seen in, and a poller calls :func:`still_owner` each cycle to notice
 that it lost.
+
+Sessions last across runs: a run that reaches its deadline ends its session as *handed over*
+(:func:`handed_over`), and its chained successor (``poll --chain``, the same session id, a new run id)
+continues it (:func:`can_continue`, :func:`continued`): live again, its ``runs`` listing the chain.
+The worker's copy of the session follows the same rule when the successor reports in.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ STALE_HEARTBEATS = 3
 
 START_GRACE_S = 600.0
 """Minimum silence a ``starting`` session is allowed: a dispatched workflow takes time to start."""
+
+CHAIN_GRACE_S = 3600.0
+"""How long after a run ended at its deadline its chained successor may continue the session."""
 
 SUPERSEDED = "superseded"
 """Key set to 1 in ``counts`` of a session ended because a newer one took over (reserved)."""
@@ -91,6 +99,7 @@ def new_session(
         status=SessionStatus.STARTING,
         run_id=None if run_id is None else str(run_id),
         run_url=run_url,
+        runs=[] if run_id is None else [str(run_id)],
         started_at=now,
         heartbeat_at=now,
         deadline_at=None if deadline_s is None else now + deadline_s,
@@ -175,10 +184,15 @@ def activate(
     Raises SessionError 409 when the session is over, or already active under a different run.
     Pass ``heartbeat_interval`` to also refuse one that is past its deadline or has gone silent.
     """
-    current = _require_live(session, now, heartbeat_interval, "activate")
     new_run = None if run_id is None else str(run_id)
+    if new_run is not None and can_continue(session, new_run, now):
+        return continued(session, now, new_run, run_url)
+    current = _require_live(session, now, heartbeat_interval, "activate")
     if current.run_id is not None and new_run is not None and new_run != current.run_id:
         raise SessionError(f"session {session.id} already belongs to another run", code="other_run")
+    runs = list(current.runs)
+    if new_run is not None and new_run not in runs:
+        runs.append(new_run)
     return current.model_copy(
         deep=True,
         update={
@@ -186,6 +200,52 @@ def activate(
             "heartbeat_at": max(current.heartbeat_at, now),
             "run_id": new_run if new_run is not None else current.run_id,
             "run_url": run_url if run_url is not None else current.run_url,
+            "runs": runs,
+        },
+    )
+
+
+def handed_over(session: Session) -> bool:
+    """Did the session's run hand it over: ended (not failed, not superseded) at its deadline, or
+    with no deadline known to this record (the worker's copy of a run's session)? Its chained
+    successor (``poll --chain``, same session id) then continues it under a new run id."""
+    return (
+        session.status is SessionStatus.ENDED
+        and not was_superseded(session)
+        and session.ended_at is not None
+        and (session.deadline_at is None or session.ended_at >= session.deadline_at)
+    )
+
+
+def can_continue(session: Session, run_id: str, now: float) -> bool:
+    """May run ``run_id`` continue ``session``: it was handed over at its deadline less than
+    ``CHAIN_GRACE_S`` ago, and ``run_id`` is a run it never had."""
+    _finite("now", now)
+    return (
+        handed_over(session)
+        and session.ended_at is not None
+        and now - session.ended_at <= CHAIN_GRACE_S
+        and run_id not in session.runs
+        and run_id != session.run_id
+    )
+
+
+def continued(session: Session, now: float, run_id: str, run_url: str | None = None) -> Session:
+    """The session, live again under its chained successor ``run_id`` (same id, run chain extended)."""
+    runs = list(session.runs)
+    if session.run_id is not None and session.run_id not in runs:
+        runs.append(session.run_id)
+    runs.append(run_id)
+    return session.model_copy(
+        deep=True,
+        update={
+            "status": SessionStatus.ACTIVE,
+            "run_id": run_id,
+            "run_url": run_url,
+            "runs": runs,
+            "heartbeat_at": max(session.heartbeat_at, now),
+            "deadline_at": None,
+            "ended_at": None,
         },
     )
 
@@ -264,6 +324,11 @@ def supersede(
     if current is not None and current.user != incoming.user:
         raise ValueError("supersede compares sessions of one user only")
     if current is not None and current.id == incoming.id:
+        if incoming.run_id is not None and can_continue(current, incoming.run_id, now):
+            # A chained run continues the session its predecessor handed over at the deadline.
+            return continued(current, now, incoming.run_id, incoming.run_url).model_copy(
+                update={"deadline_at": incoming.deadline_at}
+            ), None
         return effective(current, now, heartbeat_interval), None
     if not is_live(incoming, now, heartbeat_interval):
         raise SessionError(f"session {incoming.id} is no longer live", code="not_live")

@@ -1,10 +1,18 @@
-"""HMAC-signed callbacks and state requests for the ``symbiote serve`` worker.
+"""HMAC-signed requests to the ``symbiote serve`` worker, bound to the whole request.
 
 Protocol: the sender adds ``X-Symbiote-Timestamp: <unix seconds>`` and
-``X-Symbiote-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`` keyed by
-``SYMBIOTE_CALLBACK_SECRET``. The timestamp is inside the MAC so a captured request cannot be
-re-dated, the tolerance window bounds how long it could be replayed, and :class:`ReplayCache`
-closes that window: each signature is accepted once.
+``X-Symbiote-Signature: sha256=<hex HMAC-SHA256 over "<ts>.<METHOD>.<path>.<raw body>">`` keyed by
+``SYMBIOTE_CALLBACK_SECRET``, where ``<path>`` is the path and query exactly as in the request line
+(``/state/req-1``, ``/storage/events/octo?limit=5``). The timestamp is inside the MAC so a captured
+request cannot be re-dated, and the method and path are inside it so a signature made for one
+request is worthless on any other (a signed ``GET`` cannot start a session, a body captured for
+``/state/a`` cannot queue ``/state/b``). A timestamp more than the tolerance away from the
+worker's clock is refused.
+
+There is no replay cache: no security decision depends on process memory. A signed request
+replayed inside the tolerance window reaches the same handler with the same id (state id, session
+id derived from the signature, session id + report), and every mutating handler is idempotent by
+that id on the storage branch, so a replay on another replica or after a restart changes nothing.
 
 Pure: no network, no clock (``now`` is passed in). Error messages name headers and reasons,
 never the secret or a signature value.
@@ -13,11 +21,9 @@ never the secret or a signature value.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import hmac
 import math
 import re
-import threading
 from collections.abc import Mapping
 
 from symbiote_cli.core.errors import ConfigError, SignatureError
@@ -26,12 +32,12 @@ TIMESTAMP_HEADER = "X-Symbiote-Timestamp"
 SIGNATURE_HEADER = "X-Symbiote-Signature"
 SIGNATURE_PREFIX = "sha256="
 DEFAULT_TOLERANCE = 300.0
-DEFAULT_REPLAY_CAPACITY = 10_000
 
 # Canonical forms only (what ``sign`` emits): no sign, no leading zeros, no whitespace, lowercase hex.
 # Accepting variants would let one request carry several valid spellings of its signature.
 _TIMESTAMP_RE = re.compile(r"0|[1-9][0-9]{0,11}")
 _SIGNATURE_RE = re.compile(r"sha256=[0-9a-f]{64}")
+_METHOD_RE = re.compile(r"[A-Z]{1,16}")
 _MAX_TIMESTAMP = 10**12 - 1
 
 # Machine codes the worker returns in its JSON error body.
@@ -41,8 +47,6 @@ BAD_SIGNATURE = "bad_signature"
 MISSING_TIMESTAMP = "missing_timestamp"
 BAD_TIMESTAMP = "bad_timestamp"
 STALE_TIMESTAMP = "stale_timestamp"
-REPLAYED = "replayed"
-REPLAY_CACHE_FULL = "replay_cache_full"
 
 
 class RequestRejected(SignatureError):  # noqa: N818 - the name the worker and brief use
@@ -54,85 +58,32 @@ class RequestRejected(SignatureError):  # noqa: N818 - the name the worker and b
         self.code = code
 
 
-def _payload(body: bytes, timestamp: str) -> bytes:
-    return timestamp.encode("ascii") + b"." + body
+def _check_target(method: str, path: str) -> str:
+    method = method.upper()
+    if not _METHOD_RE.fullmatch(method):
+        raise ValueError("method must be an HTTP method name")
+    if not path.startswith("/") or any(c in path for c in "\r\n "):
+        raise ValueError("path must be the request line's path (and query), starting with /")
+    return method
 
 
-def _mac_hex(secret: str, body: bytes, timestamp: str) -> str:
-    return hmac.new(secret.encode("utf-8"), _payload(body, timestamp), hashlib.sha256).hexdigest()
+def payload(timestamp: str, method: str, path: str, body: bytes) -> bytes:
+    """The exact bytes the MAC covers: ``<ts>.<METHOD>.<path>.<raw body>``."""
+    return f"{timestamp}.{_check_target(method, path)}.{path}.".encode() + body
 
 
-def sign(secret: str, body: bytes, timestamp: int) -> dict[str, str]:
-    """Both headers for ``body`` sent at ``timestamp`` (what workflow runs attach to callbacks)."""
+def _mac_hex(secret: str, timestamp: str, method: str, path: str, body: bytes) -> str:
+    return hmac.new(secret.encode("utf-8"), payload(timestamp, method, path, body), hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: bytes, timestamp: int, *, method: str, path: str) -> dict[str, str]:
+    """Both headers for ``METHOD path`` with ``body`` sent at ``timestamp``."""
     if not secret:
         raise ConfigError("no callback secret: set SYMBIOTE_CALLBACK_SECRET to sign requests")
     if isinstance(timestamp, bool) or not isinstance(timestamp, int) or not 0 <= timestamp <= _MAX_TIMESTAMP:
         raise ValueError("timestamp must be a non-negative integer number of Unix seconds")
     text = str(timestamp)
-    return {TIMESTAMP_HEADER: text, SIGNATURE_HEADER: SIGNATURE_PREFIX + _mac_hex(secret, body, text)}
-
-
-class ReplayCache:
-    """Signatures accepted recently, so each signed request is honoured once.
-
-    An entry lives until its request's timestamp leaves the tolerance window (after that the
-    stale check rejects it anyway), so memory is bounded by the request rate times the window,
-    and by ``max_entries``. When full of unexpired entries the cache refuses new requests
-    (503) rather than forgetting one: forgetting would re-open a replay. Thread safe.
-    """
-
-    def __init__(self, max_entries: int = DEFAULT_REPLAY_CAPACITY) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self.max_entries = max_entries
-        self._lock = threading.Lock()
-        self._expiry: dict[str, float] = {}
-        self._heap: list[tuple[float, str]] = []  # (expires_at, key), one per key in _expiry
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._expiry)
-
-    def __contains__(self, key: object) -> bool:
-        with self._lock:
-            return key in self._expiry
-
-    def _purge_locked(self, now: float) -> int:
-        removed = 0
-        while self._heap and self._heap[0][0] < now:
-            _, key = heapq.heappop(self._heap)
-            del self._expiry[key]
-            removed += 1
-        return removed
-
-    def purge(self, now: float) -> int:
-        """Forget entries whose window has passed; return how many were dropped."""
-        with self._lock:
-            return self._purge_locked(now)
-
-    def check_and_remember(self, key: str, *, expires_at: float, now: float) -> bool:
-        """Remember ``key`` until ``expires_at``; False if it was already remembered (a replay).
-
-        Raises RequestRejected (503, ``replay_cache_full``) when the cache is full.
-        """
-        if not (math.isfinite(expires_at) and math.isfinite(now)):
-            raise ValueError("expires_at and now must be finite")
-        with self._lock:
-            self._purge_locked(now)
-            if key in self._expiry:
-                return False
-            if expires_at < now:
-                # Already outside the window: nothing to remember (verify rejects these as stale).
-                return True
-            if len(self._expiry) >= self.max_entries:
-                raise RequestRejected(
-                    "too many recent signed requests to track replays; retry later",
-                    status=503,
-                    code=REPLAY_CACHE_FULL,
-                )
-            self._expiry[key] = expires_at
-            heapq.heappush(self._heap, (expires_at, key))
-            return True
+    return {TIMESTAMP_HEADER: text, SIGNATURE_HEADER: SIGNATURE_PREFIX + _mac_hex(secret, text, method, path, body)}
 
 
 def _one_header(headers: Mapping[str, str], name: str, bad_code: str) -> str | None:
@@ -149,16 +100,16 @@ def verify(
     body: bytes,
     headers: Mapping[str, str],
     *,
+    method: str,
+    path: str,
     now: float,
-    replay: ReplayCache | None,
     tolerance: float = DEFAULT_TOLERANCE,
-) -> None:
+) -> str:
     """Accept a signed request or raise RequestRejected carrying the status and code to answer.
 
+    Returns the (verified) signature, which callers may use as the request's idempotency key.
     Order matters: configuration, then header shape, then the MAC (constant time), and only for
-    authentic requests the freshness and replay checks, so forged requests learn nothing and
-    never occupy the replay cache. A request accepted once is refused (409) if sent again:
-    a sender retrying must sign again with a fresh timestamp.
+    authentic requests the freshness check, so forged requests learn nothing.
     """
     if not secret:
         raise RequestRejected(
@@ -186,17 +137,27 @@ def verify(
             f"{SIGNATURE_HEADER} must be sha256= followed by 64 lowercase hex digits", status=401, code=BAD_SIGNATURE
         )
 
-    expected = (SIGNATURE_PREFIX + _mac_hex(secret, body, timestamp)).encode("ascii")
+    try:
+        expected = (SIGNATURE_PREFIX + _mac_hex(secret, timestamp, method, path, body)).encode("ascii")
+    except ValueError:
+        raise RequestRejected(
+            "this request's method or path cannot be signed", status=401, code=BAD_SIGNATURE
+        ) from None
     if not hmac.compare_digest(expected, signature.encode("ascii")):
-        raise RequestRejected("signature does not match the body and timestamp", status=401, code=BAD_SIGNATURE)
+        raise RequestRejected(
+            "signature does not match this request (timestamp, method, path and body)", status=401, code=BAD_SIGNATURE
+        )
 
-    sent_at = int(timestamp)
-    if abs(now - sent_at) > tolerance:
+    if abs(now - int(timestamp)) > tolerance:
         raise RequestRejected(
             f"timestamp is more than {tolerance:g}s away from the worker's clock", status=401, code=STALE_TIMESTAMP
         )
-    if replay is not None and not replay.check_and_remember(signature, expires_at=sent_at + tolerance, now=now):
-        raise RequestRejected("this signed request was already accepted once", status=409, code=REPLAYED)
+    return signature
+
+
+def request_key(signature: str) -> str:
+    """A short id derived from a verified signature: the same signed request always maps to it."""
+    return hashlib.sha256(signature.encode("ascii")).hexdigest()[:32]
 
 
 def _digest(text: str) -> bytes:
@@ -216,3 +177,12 @@ def check_bearer(expected: str | None, authorization: str | None) -> bool:
     if scheme.lower() != "bearer" or not token:
         return False
     return hmac.compare_digest(_digest(expected), _digest(token))
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>``, else None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None

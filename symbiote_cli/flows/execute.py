@@ -1,25 +1,38 @@
 """Carrying out action requests, exactly once.
 
-``symbiote act`` and the poll loop both call ``Executor.execute``. Comments are
-made idempotent by a hidden HTML marker carrying the request's idempotency key:
-before posting, and again after any write whose outcome is unknown (timeout,
-5xx, reset connection), the executor looks for the marker and reports
-``already_done`` instead of posting twice.
+``symbiote act`` and the poll loop both call ``Executor.execute``. Given
+:class:`Claims`, an executor first claims the request's idempotency key on the
+storage branch (the compare-and-swap push lets one process win; in one process,
+concurrent requests for a key wait for the first and share its outcome).
+Comments are also made idempotent by a hidden HTML marker carrying the
+idempotency key: before posting, and again after any write whose outcome is
+unknown (timeout, 5xx, reset connection), the executor looks for the marker and
+reports ``already_done`` instead of posting twice (the second line of defence,
+for a crash between the post and the recorded outcome).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from symbiote_cli.core.describe import describe
-from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError
+from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError, SymbioteError
 from symbiote_cli.core.models import ActionKind, ActionRequest, ActionResult, ActionStatus, AuthMode
+from symbiote_cli.core.privacy import repo_key
+from symbiote_cli.storage import layout, transactions
 
 if TYPE_CHECKING:
     from symbiote_cli.core.clock import Clock
     from symbiote_cli.github.protocol import GitHubAPI
+    from symbiote_cli.storage.branch import Storage
 
 log = logging.getLogger("symbiote.execute")
 
@@ -34,8 +47,136 @@ def _unknown_outcome(exc: GitHubError) -> bool:
     return exc.status is None or exc.status >= 500 or exc.status < 300
 
 
+def stored_result(result: ActionResult, *, private: bool, names: bytes | None = None) -> dict[str, Any]:
+    """``result`` as the branch keeps it (outbox, claims): a private repo's name (keyed with ``names``,
+    ``Sealer.names``), detail and link redacted."""
+    data = result.model_dump(mode="json")
+    if private:
+        data.update(repo=repo_key(result.repo, names), detail="(private)", url=None)
+    return data
+
+
+def claim_key(request: ActionRequest) -> str:
+    """What a claim is on: the idempotency key where the action lands (as the marker is looked for on
+    that issue), so that two users' requests that happen to share a key are not taken for one."""
+    return f"{request.kind.value}:{request.repo.lower()}#{request.issue_number or ''}:{request.idempotency_key}"
+
+
+class _Flight:
+    """One key's action in progress in this process; the requests that came meanwhile wait on it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: ActionResult | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> ActionResult:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class Claims:
+    """Claims each action's idempotency key on the storage branch before it writes to GitHub.
+
+    Concurrent requests for one action (the kernel retrying, two replicas, ``/state`` ids sharing
+    an idempotency key) race between the marker check and the post; a claim
+    (``transactions.claim_action``) pushed with compare-and-swap lets exactly one process act. In
+    this process, requests for a key already in flight wait for it and get its outcome; a request
+    losing to another process waits for that claim's stored outcome, or takes the claim over once
+    older than ``lease`` (its holder died). Every caller is told the one outcome.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        claimant: str,
+        *,
+        lease: float = transactions.CLAIM_LEASE,
+        poll: float = 0.2,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.claimant = claimant
+        self.lease = lease
+        self.poll = poll
+        self._lock = threading.Lock()
+        self._flights: dict[str, _Flight] = {}
+
+    def once(self, request: ActionRequest, act: Callable[[], ActionResult]) -> ActionResult:
+        """``act()`` for ``request`` once across processes; the outcome of the one that acted."""
+        key = claim_key(request)
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            return flight.outcome()
+        try:
+            flight.result = self._claimed(request, act)
+            return flight.result
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            flight.done.set()
+            with self._lock:
+                self._flights.pop(key, None)
+
+    def _claimed(self, request: ActionRequest, act: Callable[[], ActionResult]) -> ActionResult:
+        key = claim_key(request)
+        label = layout.claim_path(key).rsplit("/", 1)[-1][:12]
+        while True:
+            claim = partial(
+                transactions.claim_action, key=key, claimant=self.claimant, now=self.clock.now(), lease=self.lease
+            )
+            applied = transactions.apply(self.storage, claim, f"claim action {label}")
+            if applied.changes:
+                break
+            held = transactions.stored_claim(applied.view, key)
+            if held is not None and held.result is not None:
+                return self._stored(request, held.result)
+            if held is not None and held.claimant == self.claimant:
+                break
+            # Another process holds a live claim: wait for its outcome, or for its lease to run out.
+            time.sleep(self.poll)
+            self.storage.refresh()
+        try:
+            result = act()
+        except BaseException:
+            release = partial(transactions.finish_action, key=key, claimant=self.claimant, result=None, now=0.0)
+            with contextlib.suppress(SymbioteError):  # else it goes stale and is taken over
+                self.storage.update(release, f"release action {label}")
+            raise
+        record = stored_result(result, private=request.private)
+        finish = partial(
+            transactions.finish_action, key=key, claimant=self.claimant, result=record, now=self.clock.now()
+        )
+        try:
+            self.storage.update(finish, f"finish action {label}")
+        except SymbioteError as exc:
+            # The action happened: its caller is told so. The claim goes stale and a later request
+            # for the key is kept single by the marker check.
+            log.warning("action %s: its outcome could not be stored (%s)", label, exc.message)
+        return result
+
+    def _stored(self, request: ActionRequest, data: Any) -> ActionResult:
+        try:
+            return ActionResult.model_validate(data)
+        except ValidationError:
+            return ActionResult(
+                idempotency_key=request.idempotency_key, kind=request.kind, repo=request.repo,
+                status=ActionStatus.FAILED, detail="the stored outcome of this action is unreadable",
+                at=self.clock.now(),
+            )
+
+
 class Executor:
-    """Executes action requests with the right credentials."""
+    """Executes action requests with the right credentials (claimed first, given ``claims``)."""
 
     def __init__(
         self,
@@ -44,11 +185,13 @@ class Executor:
         *,
         app_clients: Callable[[str], GitHubAPI | None] | None = None,
         dry_run: bool = False,
+        claims: Claims | None = None,
     ) -> None:
         self.user_client = user_client
         self.app_clients = app_clients
         self.clock = clock
         self.dry_run = dry_run
+        self.claims = claims
 
     def _client(self, request: ActionRequest) -> GitHubAPI:
         # App credentials only for public repos and safe actions; else the user's token.
@@ -80,6 +223,11 @@ class Executor:
             return self._result(request, ActionStatus.SKIPPED, what)
         if self.dry_run:
             return self._result(request, ActionStatus.PLANNED, f"would {describe(request)}")
+        if self.claims is not None:
+            return self.claims.once(request, partial(self._write, request, since))
+        return self._write(request, since)
+
+    def _write(self, request: ActionRequest, since: str | None) -> ActionResult:
         try:
             if request.kind is ActionKind.COMMENT:
                 return self._comment(request, since)
@@ -151,4 +299,4 @@ class Executor:
         return self._result(request, ActionStatus.DONE, f"dispatched {request.workflow}")
 
 
-__all__ = ["AMBIGUOUS_ATTEMPTS", "PERMANENT", "Executor", "describe"]
+__all__ = ["AMBIGUOUS_ATTEMPTS", "PERMANENT", "Claims", "Executor", "claim_key", "describe", "stored_result"]

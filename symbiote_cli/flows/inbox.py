@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from symbiote_cli.core.errors import InputError, StorageError
 from symbiote_cli.core.models import ActionKind, ActionRequest, ActionResult, ActionStatus
-from symbiote_cli.core.privacy import repo_key
+from symbiote_cli.flows.execute import stored_result
 from symbiote_cli.storage import layout
 from symbiote_cli.storage.branch import SCHEMA_VERSION
 from symbiote_cli.storage.transactions import Finished
@@ -128,7 +128,6 @@ def _noop(state_id: str, clock: Clock) -> ActionResult:
 
 
 def outbox_json(user: str, outcome: Outcome, sealer: Sealer | None, now: float) -> dict[str, Any]:
-    result = outcome.result.model_dump(mode="json")
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "state_id": outcome.state_id,
@@ -136,12 +135,10 @@ def outbox_json(user: str, outcome: Outcome, sealer: Sealer | None, now: float) 
         "status": outcome.result.status.value,
         "finished_at": now,
     }
-    if outcome.private:
-        record["result"] = {**result, "repo": repo_key(outcome.result.repo), "detail": "(private)", "url": None}
-        if sealer is not None:
-            record["sealed"] = sealer.seal(result)
-    else:
-        record["result"] = result
+    names = sealer.names if sealer is not None else None
+    record["result"] = stored_result(outcome.result, private=outcome.private, names=names)
+    if outcome.private and sealer is not None:
+        record["sealed"] = sealer.seal(outcome.result.model_dump(mode="json"))
     return record
 
 

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from symbiote_cli.core import sessions
 from symbiote_cli.core.clock import iso
-from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError, SupersededError
+from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError, StorageError, SupersededError
 from symbiote_cli.core.models import (
     ActionRequest,
     ActionResult,
@@ -44,6 +44,7 @@ from symbiote_cli.core.routing import RoutingContext, route_event
 from symbiote_cli.core.rules import KINDS, is_sensitive, summarize
 from symbiote_cli.flows import inbox
 from symbiote_cli.storage import layout, transactions
+from symbiote_cli.storage.branch import HistoryRewrittenError
 
 if TYPE_CHECKING:
     from symbiote_cli.core.clock import Clock
@@ -58,6 +59,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("symbiote.poll")
 
 PER_PAGE = 100
+
+
+class PositionUnusableError(StorageError):
+    """The stored position cannot be trusted (cursor ahead of the feed, history rewritten) and
+    ``--rebaseline`` was not given: stop rather than start over silently and skip events."""
 
 
 class Observer(Protocol):
@@ -145,6 +151,7 @@ class RunStats:
     actions_planned: int = 0
     gaps: int = 0
     storage_commits: int = 0
+    incidents: list[str] = field(default_factory=list)
     exit_reason: ExitReason = ExitReason.FINISHED
     rate_limit_used: int | None = None
     rate_limit_remaining: int | None = None
@@ -170,6 +177,10 @@ class PollOptions:
     deadline: float | None = None
     kernel_repos: tuple[str, ...] = ()
     kernel_owners: tuple[str, ...] = ()
+    rebaseline: bool = False
+    """When the stored position is unusable, take a new baseline instead of stopping."""
+    inbox_probe_every: int = 5
+    """While the feed answers 304, ask the branch whether it moved (``ls-remote``) every this many cycles."""
 
 
 class Poller:
@@ -213,18 +224,27 @@ class Poller:
         self._effective_interval = options.interval
         self._cursor_dirty = False
         self._new_etag: str | None = None
+        self._feed_unchanged = False
+        self._quiet_cycles = 0
 
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
         """Load the cursor and registry, and claim the user's session."""
         self.stats.started_at = self.clock.now()
+        # A damaged file stops the run here, before anything is acted on or rewritten.
+        layout.check_user_files(self.storage, self.opts.user)
         self.cursor = layout.load_cursor(self.storage, self.opts.user)
         self.registry.entries.update(layout.load_registry(self.storage))
         self._seed_budget()
         layout.check_key(self.storage, self.opts.user, self.sealer)
         if self.opts.dry_run:
             return
+        if self.sealer is not None:
+            rekey = partial(transactions.rekey_private_names, sealer=self.sealer)
+            self._counted(transactions.apply(self.storage, rekey, "storage: key private repo names"))
+            self.registry.entries.clear()
+            self.registry.entries.update(layout.load_registry(self.storage))
         now = self.clock.now()
         incoming = sessions.new_session(
             self.opts.user,
@@ -248,6 +268,11 @@ class Poller:
         if winner.id != incoming.id:
             self.session = None
             raise SupersededError(f"superseded before starting: a newer session of {user} is already running")
+        if winner.runs != incoming.runs:
+            # A chained run continues the session its predecessor handed over at the deadline
+            # (``sessions.can_continue``): the same id, the run chain carried on.
+            incoming = winner
+            self.session = winner
         self._last_heartbeat = now
         if self.session_hook:
             self.session_hook(incoming)
@@ -335,6 +360,21 @@ class Poller:
         self.observer.cycle_started(self._cycle)
         report = CycleReport(number=self._cycle, status=CycleStatus.IDLE)
         try:
+            self._cycle_body(report)
+        except HistoryRewrittenError as exc:
+            self._position_unusable(layout.IncidentKind.HISTORY_REWRITTEN, str(exc))
+            # --rebaseline: the next cycle takes a baseline on the branch as it now is, and this
+            # session is claimed again there (the rewritten branch may not hold it any more).
+            self.cursor = None
+            self._cursor_dirty = False
+            report.status = CycleStatus.ERROR
+            self._reclaim()
+        self.observer.cycle_finished(report)
+        return report
+
+    def _cycle_body(self, report: CycleReport) -> None:
+        self._feed_unchanged = False
+        try:
             self._poll_and_handle(report)
         except RateLimitedError as exc:
             report.status = CycleStatus.RATE_LIMITED
@@ -346,7 +386,7 @@ class Poller:
             # Retries spent (5xx outage, resets, a garbled body): this cycle is lost, not the run.
             report.status = CycleStatus.ERROR
             self.observer.warn(f"{exc.message}; trying again next cycle")
-        if not self.opts.dry_run and self.session is not None:
+        if not self.opts.dry_run and self.session is not None and self._inbox_may_have_changed():
             # See requests the worker queued from another process (a git fetch; no API cost).
             self.storage.refresh()
         self._drain_inbox()
@@ -357,8 +397,50 @@ class Poller:
             report.commit = self._flush(self._heartbeat() if heartbeat_due else None, self._message(report))
             if heartbeat_due and self.session is not None and self.session_hook:
                 self.session_hook(self.session)
-        self.observer.cycle_finished(report)
-        return report
+
+    def _reclaim(self) -> None:
+        """Claim this run's session again (``claim_session``: a newer live one stored still wins)."""
+        if self.session is None or self.opts.dry_run:
+            return
+        now, hb = self.clock.now(), self.opts.heartbeat_interval
+        claim = partial(
+            transactions.claim_session, user=self.opts.user, incoming=self.session, now=now, heartbeat_interval=hb
+        )
+        self._counted(transactions.apply(self.storage, claim, f"session {self.session.id[:12]}: claim again"))
+
+    def _inbox_may_have_changed(self) -> bool:
+        """False on most idle cycles, which then run no git process at all.
+
+        After a 304 from the feed nothing of ours changed the branch; only another process (the
+        worker queueing a request) can have. That is asked cheaply every ``inbox_probe_every``
+        quiet cycles (``Storage.remote_moved``: one ``ls-remote``), and fetched only when it moved.
+        """
+        if not self._feed_unchanged:
+            self._quiet_cycles = 0
+            return True
+        self._quiet_cycles += 1
+        if self._quiet_cycles % max(1, self.opts.inbox_probe_every):
+            return False
+        moved = getattr(self.storage, "remote_moved", None)
+        # Pollers sharing one Storage (the worker's) share one answer per half interval.
+        return not callable(moved) or bool(moved(max_age=self._effective_interval / 2))
+
+    def _position_unusable(self, kind: layout.IncidentKind, detail: str) -> None:
+        """Warn loudly (an annotation in Actions), record it on the branch, and stop unless ``--rebaseline``."""
+        self.stats.incidents.append(kind.value)
+        if self.opts.rebaseline:
+            self.observer.warn(f"{detail}; taking a new baseline (--rebaseline): events in between are not acted on")
+        else:
+            self.observer.warn(f"{detail}; stopping before acting (run `symbiote poll --rebaseline` to start over)")
+        if not self.opts.dry_run:
+            record = partial(
+                transactions.record_incident, user=self.opts.user, kind=kind, detail=detail, at=self.clock.now()
+            )
+            self._counted(transactions.apply(self.storage, record, f"poll {self.opts.user}: {kind.value}"))
+        if not self.opts.rebaseline:
+            raise PositionUnusableError(
+                f"{detail}; nothing was acted on: run `symbiote poll --rebaseline` to take a new baseline"
+            )
 
     def _message(self, report: CycleReport) -> str:
         if report.handled:
@@ -374,8 +456,9 @@ class Poller:
         self._last_heartbeat = self.clock.now()
         return self.session
 
-    def _fetch(self, report: CycleReport) -> tuple[list[Event], bool] | None:
-        """New events oldest first, and whether the cursor fell out of the window."""
+    def _fetch(self, report: CycleReport) -> tuple[list[Event], bool, str | None] | None:
+        """New events oldest first, whether the cursor fell out of the window, and the newest
+        event's id when the cursor is ahead of it (a cursor from another feed, or restored wrongly)."""
         cursor = self.cursor
         last = cursor.last_id_int if cursor else 0
         # With a backlog (events deferred by pacing) the feed may be unchanged, so
@@ -386,6 +469,7 @@ class Poller:
         if first.poll_interval:
             # Obey X-Poll-Interval (https://docs.github.com/rest/activity/events).
             self._effective_interval = max(self.opts.interval, float(first.poll_interval))
+        self._feed_unchanged = first.status == 304
         if first.status == 304:
             return None
         pages = [first]
@@ -413,20 +497,38 @@ class Poller:
         # A gap: every event we could read is newer than the cursor, and there is
         # nothing older left to read (end of the 300-event window or our page cap).
         gap = bool(cursor is not None and last and ordered and ordered[0].id_int > last)
-        return [e for e in ordered if e.id_int > last], gap
+        ahead = ordered[-1].id if cursor is not None and last and ordered and ordered[-1].id_int < last else None
+        return [e for e in ordered if e.id_int > last], gap, ahead
 
     def _poll_and_handle(self, report: CycleReport) -> None:
         fetched = self._fetch(report)
         if fetched is None:
             return
-        new, gap = fetched
+        new, gap, ahead = fetched
         report.new = len(new)
+        unusable: Cursor | None = None
+        if ahead is not None and self.cursor is not None:
+            self._position_unusable(
+                layout.IncidentKind.CURSOR_AHEAD,
+                f"cursor of {self.opts.user} is at event {self.cursor.last_event_id}, ahead of the newest event"
+                f" in the feed ({ahead})",
+            )
+            unusable, self.cursor = self.cursor, None
+            new = []
         if self.cursor is None:
             self.cursor = Cursor(user=self.opts.user.lower(), baseline_at=self.clock.now())
-            if not self.opts.backfill:
-                newest = new[-1].id if new else None
+            if not self.opts.backfill or ahead is not None:
+                newest = new[-1].id if new else ahead
                 self.cursor = self.cursor.model_copy(update={"last_event_id": newest, "etag": self._new_etag})
                 self._cursor_dirty = True
+                if unusable is not None and not self.opts.dry_run:
+                    # Backwards on purpose: flush_cycle's advance_cursor would keep the unusable one.
+                    replace = partial(
+                        transactions.rebaseline_cursor, user=self.opts.user, cursor=self.cursor,
+                        unusable=unusable.last_event_id, now=self.clock.now(),
+                    )
+                    self._counted(transactions.apply(self.storage, replace, f"poll {self.opts.user}: rebaseline"))
+                    self._cursor_dirty = False
                 report.status = CycleStatus.BASELINE
                 self.observer.warn(
                     f"first run: baseline taken at event {newest or '(none)'}; older events are not acted on"
@@ -492,6 +594,7 @@ class Poller:
             kernel_owners=self.opts.kernel_owners,
             registry=self.registry.entries,
             planned={event.id: (summarize(planned), any(is_sensitive(r) for r in planned))},
+            names=self.sealer.names if self.sealer is not None else None,
         )
         decision = route_event(event, ctx)
         requests: list[ActionRequest] = []

@@ -48,11 +48,20 @@ def log_lines(storage: Storage, limit: int) -> Iterator[str]:
         yield f"{info.sha[:10]} {iso(info.time)} {info.message}"
 
 
-def gc(storage: Storage, clock: Clock, *, retention_days: int, heartbeat_interval: float) -> list[str]:
+def gc(
+    storage: Storage, clock: Clock, *, retention_days: int, heartbeat_interval: float, compact: bool = False
+) -> list[str]:
     """The worker's gc (``transactions.gc``): write expiry into silent sessions, delete ended/expired
-    sessions and event logs older than the retention period; the deleted paths."""
+    sessions and event logs older than the retention period; the deleted paths.
+
+    With ``compact`` (``store gc --compact``, the worker with ``SYMBIOTE_COMPACT_HISTORY``), the
+    branch is then replaced by one commit holding the pruned tree (``Storage.compact``), so the
+    history every fetch and clone carries stays bounded, and pruned records leave it too.
+    """
     prune = partial(
         transactions.gc, now=clock.now(), retention_days=retention_days, heartbeat_interval=heartbeat_interval
     )
     applied = transactions.apply(storage, prune, "gc: expire silent sessions, prune records past retention")
+    if compact:
+        storage.compact()
     return transactions.deleted_paths(applied.changes)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from symbiote_cli.core.errors import ConfigError, GitHubError
 from symbiote_cli.github.client import GitHubClient
@@ -98,7 +101,6 @@ class AppCredentials:
         GitHub cannot say right now (the caller then acts with the user's token, as without an app)."""
         from github import Auth  # noqa: PLC0415 - PyGithub on first use: --help and route stay light (test_startup)
 
-
         try:
             installation = self.installation_id(repo)
         except GitHubError as exc:
@@ -114,6 +116,59 @@ class AppCredentials:
                 client.use_auth(auth)
                 self._clients[installation] = client
             return client
+
+    # -- the worker's tenancy: one installation per user's fork, looked up fresh every time ---------
+
+    def app_jwt(self, now: float | None = None) -> str:
+        """An app JWT (RS256, ``iss`` = app id, ten minutes at most, ``iat`` a minute back for skew)."""
+        import jwt  # noqa: PLC0415 - PyJWT on first use: route stays light (test_startup)
+
+        issued = int(time.time() if now is None else now) - 60
+        payload = {"iat": issued, "exp": issued + 540, "iss": str(self.app_id)}
+        return jwt.encode(payload, self._key, algorithm="RS256")
+
+    def _app_request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        import requests  # noqa: PLC0415 - requests on first use: route stays light (test_startup)
+
+        headers = {
+            "Authorization": f"Bearer {self.app_jwt()}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+        }
+        try:
+            response = requests.request(
+                method, f"{self.api_url}{path}", json=body, headers=headers, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            raise _lookup_error(None, type(exc).__name__) from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        return response.status_code, data
+
+    def repo_installation(self, repo: str) -> int | None:
+        """The app's installation on ``repo`` asked of GitHub now (no cache): None when not installed."""
+        owner, name = repo.split("/", 1)
+        status, data = self._app_request("GET", f"/repos/{quote(owner)}/{quote(name)}/installation")
+        if status == 404:
+            return None
+        if status != 200 or not isinstance(data, dict) or not isinstance(data.get("id"), int):
+            raise _lookup_error(status)
+        return int(data["id"])
+
+    def repo_token(self, repo: str, installation_id: int, permissions: dict[str, str]) -> str:
+        """An installation token that reaches ``repo`` only, with only ``permissions``."""
+        name = repo.split("/", 1)[1]
+        status, data = self._app_request(
+            "POST",
+            f"/app/installations/{installation_id}/access_tokens",
+            {"repositories": [name], "permissions": dict(permissions)},
+        )
+        token = data.get("token") if isinstance(data, dict) else None
+        if status != 201 or not isinstance(token, str) or not token:
+            raise GitHubError(f"GitHub refused an installation token for {repo} ({status})", status)
+        return token
 
 
 def _lookup_error(status: int | None, reason: str | None = None) -> Exception:

@@ -50,6 +50,7 @@ class KernelRegistry:
         kernel_repos: Iterable[str] = (),
         kernel_owners: Iterable[str] = (),
         installation_lookup: InstallationLookup | None = None,
+        names: bytes | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -58,6 +59,7 @@ class KernelRegistry:
         self.kernel_repos = frozenset(r.lower() for r in kernel_repos)
         self.kernel_owners = frozenset(o.lower() for o in kernel_owners)
         self.installation_lookup = installation_lookup
+        self.names = names  # keys private repos' entries (privacy.repo_key)
         self.changed: dict[str, RegistryEntry] = {}
         self._owner_cache: dict[str, bool] = {}
 
@@ -77,7 +79,7 @@ class KernelRegistry:
         seen: set[str] = set()
         for event in events:
             repo = event.repo_name
-            key = registry_key(repo, private=event.private)
+            key = registry_key(repo, private=event.private, names=self.names)
             if key in seen or self._static(event):
                 continue
             seen.add(key)
@@ -124,7 +126,7 @@ class KernelRegistry:
         """
         out: dict[str, str] = {}
         for event in events:
-            key = registry_key(event.repo_name, private=event.private)
+            key = registry_key(event.repo_name, private=event.private, names=self.names)
             if key in out or self._static(event) or event.is_symbiote_marked or self._fresh(key):
                 continue
             entry = self.entries.get(key)

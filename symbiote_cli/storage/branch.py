@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The branch's one format version: ``meta.json`` holds it, every file ``layout`` writes carries it,
 and ``MIGRATIONS`` lead from each older version to it."""
 META_PATH = "meta.json"
@@ -45,10 +45,21 @@ DEFAULT_BRANCH = "__STORAGE__"
 AUTHOR_NAME = "Symbiote"
 AUTHOR_EMAIL = "symbiote@users.noreply.github.com"
 
+
 # MIGRATIONS[v] turns the whole state at schema version v into version v + 1: it receives
 # {path: parsed JSON} of every file except meta.json and returns the new full mapping
 # (paths it leaves out are deleted). ``Storage.migrate`` chains them and bumps meta.json.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+def _v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 admits keyed private names (``private-k`` + 32 hex, issue 14) beside the unkeyed ones.
+
+    Nothing to rewrite without the storage key: the bump is what stops a version-1 Symbiote, which
+    would not recognise a keyed name and hash it again. The names themselves are re-keyed by
+    ``transactions.rekey_private_names``, which needs the key (the poller runs it when one is set).
+    """
+    return state
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 CACHE_SIZE = 256
 # ... and at most this many bytes of them (pickled): every commit makes a new version of today's
@@ -71,6 +82,13 @@ _RETRYABLE_PUSH = (
     "failed to lock",
 )
 _MAX_SNAPSHOTS = 4
+FETCH_DEPTH = 1
+"""A clone that has no storage branch yet fetches only this many commits of it (issue 14): a job's
+start stays flat however long the history; pushing needs no more (the remote has the parents)."""
+COMPACTED_TRAILER = "Symbiote-Compacted-From"
+"""Trailer of a compaction commit naming the tip it replaced, so writers that pushed before it can
+tell a compaction (same data) from a rollback or replacement (``HistoryRewrittenError``)."""
+_COMPACTION_LOOKBACK = 64
 
 # Every git command runs with an explicit identity (Actions runners have none) and never prompts.
 _BASE_ENV = {
@@ -149,6 +167,19 @@ def _reason(stderr: str) -> str:
             if line.startswith(prefix):
                 return _one_line(line[len(prefix) :].strip())
     return _one_line(lines[-1]) if lines else "unknown error"
+
+
+class HistoryRewrittenError(StorageError):
+    """The remote branch no longer contains the last commit this process pushed (rolled back or replaced).
+
+    Raised once, after the local branch was moved to the remote's state (the old tip kept under
+    ``refs/symbiote/unpushed/<branch>``), so that no later write silently undoes the rollback.
+    """
+
+    def __init__(self, message: str, *, lost: str, remote_tip: str | None) -> None:
+        super().__init__(message)
+        self.lost = lost
+        self.remote_tip = remote_tip
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +264,7 @@ class Storage:
         *,
         push_retries: int = 5,
         clock: Clock | None = None,
+        fetch_depth: int | None = FETCH_DEPTH,
     ) -> None:
         self.repo_path = Path(repo_path)
         self.branch = _validate_branch(branch)
@@ -254,6 +286,11 @@ class Storage:
         self._cache_bytes = 0
         self.commits_made = 0
         self.push_rejections = 0
+        self.last_pushed: str | None = None
+        self.fetch_depth = fetch_depth if fetch_depth and fetch_depth > 0 else None
+        self._fetched = False
+        self._probe: tuple[float, str | None] | None = None  # (when, tip) of the last remote_moved answer
+        """The last commit this process pushed: every fetch checks the remote still contains it."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -314,6 +351,33 @@ class Storage:
                 return self._run("ls-remote", "--heads", self._remote, self.ref, check=False, timeout=60).status == 0
         except StorageError:
             return False
+
+    def remote_moved(self, *, max_age: float = 0.0) -> bool:
+        """Whether the branch moved since this process last fetched or pushed it, without fetching.
+
+        One ``git ls-remote`` (the remote's ref advertisement, no objects); without a remote, one
+        ``rev-parse`` of the local branch. The poller asks this every few idle cycles instead of
+        fetching every cycle. An answer younger than ``max_age`` seconds is reused, so the pollers
+        of one worker, which share this ``Storage``, ask once per interval between them. An
+        unanswered question counts as moved: the fetch then says why.
+        """
+        with self._lock:
+            self._git_repo()
+            now = self._clock.now()
+            if self._probe is not None and now - self._probe[0] < max_age:
+                return self._probe[1] != (self._remote_tip if self._remote is not None else self._tip)
+            if self._remote is None:
+                advertised = self._rev_parse(self.ref)
+                self._probe = (now, advertised)
+                return advertised != self._tip
+            result = self._run("ls-remote", self._remote, self.ref, check=False, timeout=60)
+            if result.status != 0:
+                self._probe = None
+                return True
+            fields = result.text.split()
+            advertised = fields[0] if fields else None
+            self._probe = (now, advertised)
+            return advertised != self._remote_tip
 
     def local_view(self) -> StorageView:
         """The branch as this clone has it, read-only: no fetch, no push, nothing created.
@@ -452,7 +516,7 @@ class Storage:
                     return new
                 result = self._push(new)
                 if result.ok:
-                    self._remote_tip = new
+                    self._remote_tip = self.last_pushed = new
                     self.commits_made += 1
                     return new
                 if not result.retryable:
@@ -693,17 +757,29 @@ class Storage:
     def _fetch(self) -> str | None:
         """Fetch the remote branch into its remote-tracking ref; None when the remote does not have it."""
         assert self._remote is not None
+        depth: list[str] = []
+        # Shallow only when this clone has none of the branch: never truncating a history someone
+        # already has (a fresh checkout, as in Actions, has none).
+        if (
+            not self._fetched
+            and self.fetch_depth is not None
+            and self._rev_parse(self.ref) is None
+            and self._rev_parse(self.remote_ref) is None
+        ):
+            depth = [f"--depth={self.fetch_depth}"]
         result = self._run(
             "fetch",
             "--no-tags",
             "--no-write-fetch-head",
             "--no-auto-gc",
             "--quiet",
+            *depth,
             self._remote,
             f"+{self.ref}:{self.remote_ref}",
             check=False,
             timeout=NETWORK_TIMEOUT,
         )
+        self._fetched = True
         if result.status != 0:
             if "couldn't find remote ref" in result.err.lower():
                 self._run("update-ref", "-d", self.remote_ref, check=False)
@@ -711,14 +787,113 @@ class Storage:
                 return None
             raise StorageError(f"cannot fetch {self.ref} from remote '{self._remote}': {_reason(result.err)}")
         self._remote_tip = self._rev_parse(self.remote_ref)
+        self._check_history(self._remote_tip)
         return self._remote_tip
 
-    def _push(self, sha: str) -> _PushResult:
-        """Push ``sha`` to the remote branch without force; classify a refusal as retryable or not."""
+    def _check_history(self, remote_tip: str | None) -> None:
+        """Refuse to build on a remote that lost our last push: it was rolled back or replaced.
+
+        Taking it silently would start over from its older (or absent) cursor and never handle the
+        events in between; pushing on top would silently undo the rollback. So the local branch moves
+        to the remote's state (our tip kept under ``refs/symbiote/unpushed/``) and the caller decides.
+        """
+        lost = self.last_pushed
+        if lost is None or remote_tip == lost:
+            return
+        if remote_tip is not None and (self._is_ancestor(lost, remote_tip) or self._compacted_after(lost, remote_tip)):
+            return
+        self.last_pushed = None
+        local = self._rev_parse(self.ref)
+        if local is not None and remote_tip is not None:
+            self._abandon(local, remote_tip)
+        elif local is not None:
+            backup = f"refs/symbiote/unpushed/{self.branch}"
+            self._run("update-ref", "-m", "symbiote: unpushed storage", backup, local, check=False)
+            self._set_ref(None, local)
+        what = "was deleted" if remote_tip is None else "no longer contains it (rolled back or replaced)"
+        raise HistoryRewrittenError(
+            f"{self.ref} on remote '{self._remote}' {what}: {lost[:12]} was the last commit this run pushed",
+            lost=lost,
+            remote_tip=remote_tip,
+        )
+
+    def _compacted_after(self, lost: str, remote_tip: str) -> bool:
+        """True when ``remote_tip``'s recent history holds a compaction of a tip containing ``lost``.
+
+        A compaction whose replaced tip this clone does not have is trusted: it was made with a
+        compare-and-swap against the tip every writer had pushed onto, fast-forward only.
+        """
+        out = self._run(
+            "log", f"-n{_COMPACTION_LOOKBACK}", "--first-parent", "--format=%B%x00", remote_tip, check=False
+        ).text
+        for message in out.split("\x00"):
+            for line in message.splitlines():
+                if line.startswith(f"{COMPACTED_TRAILER}: "):
+                    replaced = line.split(": ", 1)[1].strip()
+                    if replaced == lost or self._rev_parse(replaced) is None:
+                        return True
+                    return self._is_ancestor(lost, replaced)
+        return False
+
+    def compact(self) -> str | None:
+        """Replace the branch by one commit holding its current tree; the new commit, or None if already one.
+
+        A compare-and-swap push (``--force-with-lease`` on the tip compacted) never drops another
+        writer's commit: if the branch moved, it is fetched and compacted again. The old tip stays
+        under ``refs/symbiote/compacted/<branch>`` until the push succeeded. Other writers see the
+        ``Symbiote-Compacted-From`` trailer and rebuild on the new commit (``store gc --compact``).
+        """
+        backup = f"refs/symbiote/compacted/{self.branch}"
+        with self._lock:
+            self._ensure_open()
+            for attempt in range(self.push_retries + 1):
+                if attempt:
+                    self._backoff(attempt)
+                if self._remote is not None:
+                    self._sync(create=False)
+                old = self._tip
+                if old is None:
+                    return None
+                # The raw object: a shallow clone's grafts would make any tip look like a root.
+                header = self._run("cat-file", "commit", old).text.partition("\n\n")[0]
+                if not any(line.startswith("parent ") for line in header.splitlines()):
+                    return None  # a root commit already: nothing to compact
+                tree = self._run("rev-parse", f"{old}^{{tree}}").text
+                stamp = f"@{int(self._clock.now())} +0000"
+                new = self._run(
+                    "commit-tree",
+                    "--no-gpg-sign",
+                    tree,
+                    "-m",
+                    "Compact storage history",
+                    "-m",
+                    f"{COMPACTED_TRAILER}: {old}",
+                    env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
+                ).text
+                self._run("update-ref", "-m", "symbiote: history before compaction", backup, old)
+                if self._remote is not None:
+                    result = self._push(new, lease=old)
+                    if not result.ok:
+                        if result.retryable:
+                            self.push_rejections += 1
+                            continue
+                        raise StorageError(f"compaction of {self.ref} was refused by '{self._remote}': {result.reason}")
+                    self._remote_tip = self.last_pushed = new
+                if not self._set_ref(new, old):
+                    raise StorageConflictError(f"{self.ref} moved locally while compacting; the remote has {new}")
+                self._remember(_Snapshot(new, self._snapshot(old).files))
+                self._run("update-ref", "-d", backup, check=False)
+                self.commits_made += 1
+                return new
+        raise StorageConflictError(f"{self.ref} kept moving while compacting; nothing was changed")
+
+    def _push(self, sha: str, *, lease: str | None = None) -> _PushResult:
+        """Push ``sha`` to the remote branch (without force, or replacing exactly ``lease``); classify a refusal."""
         result = self._run(
             "push",
             "--porcelain",
             "--no-verify",
+            *([f"--force-with-lease={self.ref}:{lease}"] if lease else []),
             self._remote or "",
             f"{sha}:{self.ref}",
             check=False,
@@ -802,7 +977,7 @@ class Storage:
                 continue
             result = self._push(local)
             if result.ok:
-                self._remote_tip = local
+                self._remote_tip = self.last_pushed = local
                 return
             if not result.retryable:
                 if remote_tip is not None:

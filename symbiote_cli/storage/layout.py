@@ -7,8 +7,10 @@ concurrent writers (several users, the worker and a poller) off each other's fil
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
@@ -70,6 +72,46 @@ def outbox_path(state_id: str) -> str:
     return f"outbox/{state_id}.json"
 
 
+def claim_path(key: str) -> str:
+    """Where the claim of an action's idempotency key lives (issue 14): named by a hash, so that no
+    key (which may carry a private repo's name) is readable on the branch."""
+    return f"claims/{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
+
+
+def incidents_path(user: str) -> str:
+    return f"{user_dir(user)}/incidents.json"
+
+
+MAX_INCIDENTS = 50
+"""How many incidents ``incidents.json`` keeps (the newest): a record for people, not a log."""
+
+
+class IncidentKind(StrEnum):
+    """Why a run found its position unusable (docs/reliability.md, "No silent loss")."""
+
+    CURSOR_AHEAD = "cursor-ahead"
+    HISTORY_REWRITTEN = "history-rewritten"
+
+
+def load_incidents(reader: Reader, user: str) -> list[dict[str, Any]]:
+    """The incidents recorded for ``user``, oldest first; a damaged file raises."""
+    path = incidents_path(user)
+    data = reader.read_json(path)
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        raise _misshapen(path, f"its top level is {_kind(data)}, not an object")
+    _check_version(path, data)
+    items = data.get("incidents", [])
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise _misshapen(path, '"incidents" is not a list of objects')
+    return list(items)
+
+
+def incidents_json(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "incidents": [dict(item) for item in items][-MAX_INCIDENTS:]}
+
+
 def _model(reader: Reader, path: str, model: type[Any]) -> Any | None:
     data = reader.read_json(path)
     if data is None:
@@ -102,19 +144,37 @@ def load_session(reader: Reader, user: str) -> Session | None:
     return session
 
 
+def _misshapen(path: str, what: str) -> StorageError:
+    """The one error for a stored file of the wrong shape: rewriting it would drop its records, so stop."""
+    return StorageError(
+        f"{path} on the storage branch is damaged ({what}); nothing was acted on or rewritten: "
+        "fix or delete the file on the branch"
+    )
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )
+
+
 def load_registry(reader: Reader) -> dict[str, RegistryEntry]:
+    """The kernel registry; a damaged file raises (``merge_registry`` would otherwise drop its entries)."""
     data = reader.read_json(REGISTRY)
-    if not isinstance(data, dict):
+    if data is None:
         return {}
+    if not isinstance(data, dict):
+        raise _misshapen(REGISTRY, f"its top level is {_kind(data)}, not an object")
     _check_version(REGISTRY, data)
     repos = data.get("repos", {})
+    if not isinstance(repos, dict):
+        raise _misshapen(REGISTRY, f'"repos" is {_kind(repos)}, not an object')
     out: dict[str, RegistryEntry] = {}
-    if isinstance(repos, dict):
-        for key, value in repos.items():
-            try:
-                out[str(key)] = RegistryEntry.model_validate(value)
-            except ValidationError:
-                continue
+    for key, value in repos.items():
+        try:
+            out[str(key)] = RegistryEntry.model_validate(value)
+        except ValidationError:
+            raise _misshapen(REGISTRY, "an entry of \"repos\" is not a registry entry") from None
     return out
 
 
@@ -126,12 +186,27 @@ def registry_json(entries: Mapping[str, RegistryEntry]) -> dict[str, Any]:
 
 
 def load_day(reader: Reader, path: str) -> dict[str, Any]:
+    """The records of one day file by event id; a damaged file raises (a rewrite would drop its records)."""
     data = reader.read_json(path)
-    if not isinstance(data, dict):
+    if data is None:
         return {}
+    if not isinstance(data, dict):
+        raise _misshapen(path, f"its top level is {_kind(data)}, not an object")
     _check_version(path, data)
     events = data.get("events", {})
-    return dict(events) if isinstance(events, dict) else {}
+    if not isinstance(events, dict):
+        raise _misshapen(path, f'"events" is {_kind(events)}, not an object')
+    return dict(events)
+
+
+def check_user_files(reader: Reader, user: str) -> None:
+    """Read every file a run of ``user`` may rewrite, so a damaged one stops it before anything is done."""
+    load_cursor(reader, user)
+    load_session(reader, user)
+    load_registry(reader)
+    load_incidents(reader, user)
+    for path in reader.list_paths(events_dir(user)):
+        load_day(reader, path)
 
 
 def day_json(events: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,10 +33,12 @@ from symbiote_cli.core.models import (
     SessionStatus,
     merged_registry,
 )
-from symbiote_cli.core.privacy import is_protected
+from symbiote_cli.core.privacy import is_keyed, is_protected, is_repo_key, rekey_record
 from symbiote_cli.storage import layout
+from symbiote_cli.storage.branch import SCHEMA_VERSION
 
 if TYPE_CHECKING:
+    from symbiote_cli.core.privacy import Sealer
     from symbiote_cli.storage.branch import Storage
 
 Changes = dict[str, Any | None]
@@ -284,8 +286,9 @@ def gc(view: layout.Reader, *, now: float, retention_days: int, heartbeat_interv
 
     Deletes event days older than ``retention_days`` and sessions finished that long ago; a
     session that went silent is rewritten as ``expired`` (what every reader already sees). A
-    session file that does not parse is left for a human. Guarantee: never deletes a live session
-    or a day inside the retention window.
+    session file that does not parse is left for a human; action claims older than the retention
+    go too (:func:`prune_claims`). Guarantee: never deletes a live session or a day inside the
+    retention window.
     """
     changes: Changes = {}
     for user in stored_users(view):
@@ -304,6 +307,8 @@ def gc(view: layout.Reader, *, now: float, retention_days: int, heartbeat_interv
             changes[layout.session_path(user)] = None
         elif current.status is not stored.status:
             changes[layout.session_path(user)] = current.model_dump(mode="json")
+    changes.update(prune_claims(view, now=now, retention_days=retention_days))
+    changes.update(prune_requests(view, now=now, retention_days=retention_days))
     return changes
 
 
@@ -339,28 +344,37 @@ def apply(storage: Storage, tx: Transaction, message: str) -> Applied:
 
 
 __all__ = [
+    "CLAIM_LEASE",
     "Applied",
     "Changes",
+    "ClaimState",
     "Cycle",
     "Finished",
     "InvalidReportError",
     "Transaction",
     "advance_cursor",
     "apply",
+    "claim_action",
     "claim_session",
     "deleted_paths",
     "fail_session",
+    "finish_action",
     "flush_cycle",
     "gc",
     "merge_registry",
     "probe",
+    "prune_claims",
     "queue_request",
+    "rebaseline_cursor",
     "record_events",
+    "record_incident",
     "record_outcome",
+    "rekey_private_names",
     "report_session",
     "reported_session",
     "save_own_session",
     "session_winner",
+    "stored_claim",
     "stored_users",
 ]
 
@@ -372,3 +386,208 @@ def probe(view: layout.Reader) -> Changes:
     """No change at all: ``doctor`` proves the branch opens and updates without writing anything."""
     del view
     return {}
+
+
+# --------------------------------------------------------------------------- incidents (issue 14)
+
+
+def record_incident(
+    view: layout.Reader, user: str, *, kind: layout.IncidentKind, detail: str, at: float
+) -> Changes:
+    """Add one incident (cursor ahead of the feed, history rewritten) to ``users/<login>/incidents.json``.
+
+    Guarantee: the newest ``layout.MAX_INCIDENTS`` are kept; recording the same incident again
+    (same kind, detail and time, as a retry does) writes nothing.
+    """
+    items = layout.load_incidents(view, user)
+    entry = {"kind": kind.value, "detail": detail, "at": at}
+    if entry in items:
+        return {}
+    return {layout.incidents_path(user): layout.incidents_json([*items, entry])}
+
+
+# --------------------------------------------------------------------------- action claims (issue 14)
+
+CLAIM_LEASE = 120.0
+"""Seconds a claim on an action's idempotency key holds without its outcome. Longer than one action
+takes (three ambiguous attempts at the HTTP timeout); a claim older than this is a dead holder's
+(crashed between claim and outcome) and is taken over, the executor's marker check then keeping a
+comment single."""
+
+
+@dataclass(frozen=True)
+class ClaimState:
+    """A stored claim: who holds it, since when, and the outcome once finished (None before)."""
+
+    claimant: str
+    claimed_at: float
+    result: Mapping[str, Any] | None
+
+    def stale(self, now: float, lease: float) -> bool:
+        return self.result is None and now - self.claimed_at >= lease
+
+
+def stored_claim(view: layout.Reader, key: str) -> ClaimState | None:
+    """The claim stored for ``key``, or None; a damaged record reads as none (it is claimed over)."""
+    data = view.read_json(layout.claim_path(key))
+    if not isinstance(data, dict):
+        return None
+    claimant, claimed_at, result = data.get("claimant"), data.get("claimed_at"), data.get("result")
+    if not isinstance(claimant, str) or not isinstance(claimed_at, (int, float)):
+        return None
+    return ClaimState(claimant, float(claimed_at), result if isinstance(result, dict) else None)
+
+
+def claim_action(view: layout.Reader, key: str, claimant: str, *, now: float, lease: float = CLAIM_LEASE) -> Changes:
+    """Claim the action of idempotency key ``key`` for ``claimant`` before anything is written to GitHub.
+
+    Every way an action request comes in (``act --state-id``, the auth workflow, the worker's
+    ``/state`` and ``POST /``) claims this way; :func:`stored_claim` on the committed view says who holds it.
+
+    Guarantee: of writers claiming at once, the branch's compare-and-swap push lets exactly one
+    win; a finished claim (its outcome stored) is never claimed again; a live claim of another
+    claimant is left alone; a stale one (older than ``lease``, no outcome) is taken over.
+    """
+    stored = stored_claim(view, key)
+    if stored is not None and (stored.claimant == claimant or not stored.stale(now, lease)):
+        return {}
+    return {layout.claim_path(key): {"schema_version": SCHEMA_VERSION, "claimant": claimant, "claimed_at": now}}
+
+
+def finish_action(
+    view: layout.Reader, key: str, claimant: str, result: Mapping[str, Any] | None, *, now: float
+) -> Changes:
+    """Store the outcome of ``claimant``'s action of ``key`` (``result`` None: release the claim unfinished).
+
+    ``result`` is stored as the outbox stores one: a private repo's redacted.
+
+    Guarantee: only the claim's holder finishes or releases it; a claim taken over meanwhile
+    (this holder was taken for dead) keeps its new holder; a finished claim keeps its outcome.
+    """
+    stored = stored_claim(view, key)
+    if stored is None or stored.claimant != claimant or stored.result is not None:
+        return {}
+    path = layout.claim_path(key)
+    if result is None:
+        return {path: None}
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "claimant": claimant,
+        "claimed_at": stored.claimed_at,
+        "finished_at": now,
+        "result": dict(result),
+    }
+    return {path: record}
+
+
+def prune_claims(view: layout.Reader, *, now: float, retention_days: int) -> Changes:
+    """Drop claims older than ``retention_days`` (part of :func:`gc`): a replay that old is not expected."""
+    changes: Changes = {}
+    cutoff = now - retention_days * 86400
+    for path in view.list_paths("claims"):
+        data = view.read_json(path)
+        when = data.get("finished_at", data.get("claimed_at")) if isinstance(data, dict) else None
+        if not isinstance(when, (int, float)) or when < cutoff:
+            changes[path] = None
+    return changes
+
+
+def rebaseline_cursor(view: layout.Reader, user: str, cursor: Cursor, *, unusable: str | None, now: float) -> Changes:
+    """Replace an unusable stored cursor by a new baseline, backwards if need be (``poll --rebaseline``).
+
+    Guarantee: only while the stored cursor is still the unusable one (event id ``unusable``); a
+    cursor another writer stored meanwhile is kept, as :func:`advance_cursor` would.
+    """
+    stored = layout.load_cursor(view, user)
+    if stored is not None and stored.last_event_id != unusable:
+        return advance_cursor(view, user, cursor, now=now)
+    return {layout.cursor_path(user): cursor.model_copy(update={"updated_at": now}).model_dump(mode="json")}
+
+
+def rekey_private_names(view: layout.Reader, *, sealer: Sealer) -> Changes:
+    """Name every private repo on the branch with the storage key's keyed hash (issue 14).
+
+    Day records sealed with the key are re-keyed from their clear copy; private registry entries
+    under an unkeyed name are dropped (a cache: the next lookup stores them keyed). Records stored
+    without a key hold no clear name and stay as they are (README: what the public branch reveals).
+
+    Guarantee: idempotent (a second run writes nothing); no record is dropped, none re-sealed.
+    """
+    changes: Changes = {}
+    for user in stored_users(view):
+        for path in view.list_paths(layout.events_dir(user)):
+            day = layout.load_day(view, path)
+            rekeyed = dict(day)
+            for event_id, raw in day.items():
+                try:
+                    record = ProcessedEvent.model_validate(raw)
+                except ValueError:
+                    continue
+                if record.private and record.sealed is not None and not is_keyed(record.repo):
+                    rekeyed[event_id] = rekey_record(record, sealer).model_dump(mode="json", exclude_none=True)
+            if rekeyed != day:
+                changes[path] = layout.day_json(rekeyed)
+    entries = layout.load_registry(view)
+    kept = {key: entry for key, entry in entries.items() if not is_repo_key(key) or is_keyed(key)}
+    if kept != entries:
+        changes[layout.REGISTRY] = layout.registry_json(kept)
+    return changes
+
+
+# --------------------------------------------------------------------------- dispatched requests (issue 13)
+
+
+def request_path(state_id: str) -> str:
+    """``requests/<state id>.json``: a request the worker dispatched to a user's fork, which the run
+    fetches (``GET /state/{stateId}/request``) instead of reading it from its workflow inputs."""
+    return f"requests/{state_id}.json"
+
+
+def claim_request(view: layout.Reader, state_id: str, record: Mapping[str, Any]) -> Changes:
+    """Record ``record`` as the dispatched request of ``state_id``, unless the id is taken already.
+
+    The worker dispatches ``symbiote-auth.yml`` only when its claim is the one committed (compare
+    :func:`stored_request` on the applied view with ``record``), so a replayed or repeated request,
+    on this replica or another, after a restart or not, dispatches nothing more.
+
+    Guarantee: a state id is taken once: an outbox result, an inbox entry of any user or a request
+    record already stored makes this a no-op.
+    """
+    if view.read_json(layout.outbox_path(state_id)) is not None or view.read_json(request_path(state_id)) is not None:
+        return {}
+    suffix = f"/inbox/{state_id}.json"
+    if any(path.endswith(suffix) for path in view.list_paths("users")):
+        return {}
+    return {request_path(state_id): dict(record)}
+
+
+def stored_request(view: layout.Reader, state_id: str) -> dict[str, Any] | None:
+    """The dispatched request record of ``state_id``, or None."""
+    data = view.read_json(request_path(state_id))
+    return data if isinstance(data, dict) else None
+
+
+def finish_request(view: layout.Reader, state_id: str, record: Mapping[str, Any] | None) -> Changes:
+    """A dispatched run reported the result of ``state_id``: keep it in the outbox, drop the request.
+
+    Guarantee: the first result stored stays (:func:`record_outcome`); a repeated report changes nothing.
+    """
+    changes = record_outcome(view, state_id, record)
+    if view.read_json(request_path(state_id)) is not None:
+        changes[request_path(state_id)] = None
+    return changes
+
+
+def prune_requests(view: layout.Reader, *, now: float, retention_days: int) -> Changes:
+    """Drop dispatched requests whose run never reported, once older than ``retention_days`` (part of :func:`gc`)."""
+    changes: Changes = {}
+    cutoff = now - retention_days * 86400
+    for path in view.list_paths("requests"):
+        data = view.read_json(path)
+        when = data.get("received_at") if isinstance(data, dict) else None
+        if not isinstance(when, int | float) or when < cutoff:
+            changes[path] = None
+    return changes
+
+
+__all__ += ["claim_request", "finish_request", "prune_requests", "request_path", "stored_request"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from symbiote_cli.core import rulesfile
 from symbiote_cli.core.clock import Clock, SystemClock
-from symbiote_cli.core.errors import ConfigError, GitHubError, InputError, StorageError
+from symbiote_cli.core.errors import ConfigError, GitHubError, InputError, StorageError, SupersededError
 from symbiote_cli.core.inputs import InputsForm, inputs_form
 from symbiote_cli.core.kernel import parse_and_verify
 from symbiote_cli.core.models import ActionRequest, ActionResult, Session, valid_login, valid_state_id
@@ -26,11 +27,12 @@ from symbiote_cli.core.privacy import Sealer
 from symbiote_cli.core.redaction import REDACT
 from symbiote_cli.core.routing import RoutingContext, route_event
 from symbiote_cli.core.rules import RulesPlanner, is_sensitive, summarize
+from symbiote_cli.core.scope import OutOfScopeError, Scope, out_of_scope
 from symbiote_cli.flows import act, kernel_requests, store
-from symbiote_cli.flows.execute import Executor
+from symbiote_cli.flows.execute import Claims, Executor, stored_result
 from symbiote_cli.flows.poll import Poller, PollOptions
 from symbiote_cli.github.appauth import AppCredentials, load_private_key
-from symbiote_cli.github.callbacks import post_signed
+from symbiote_cli.github.callbacks import CALLBACK_PATH, fetch_request, oidc_available, post_signed
 from symbiote_cli.github.client import GitHubClient
 from symbiote_cli.github.registry import KernelRegistry
 from symbiote_cli.storage import layout, transactions
@@ -87,9 +89,16 @@ def make_sealer(settings: Settings) -> Sealer | None:
     return Sealer.from_string(settings.storage_key.get_secret_value())
 
 
-def make_executor(settings: Settings, client: GitHubClient, clock: Clock, *, dry_run: bool) -> Executor:
+def make_executor(
+    settings: Settings, client: GitHubClient, clock: Clock, *, dry_run: bool, claims: Claims | None = None
+) -> Executor:
     app = make_app(settings)
-    return Executor(client, clock, app_clients=app.client_for if app else None, dry_run=dry_run)
+    return Executor(client, clock, app_clients=app.client_for if app else None, dry_run=dry_run, claims=claims)
+
+
+def make_claims(storage: Storage, clock: Clock, claimant: str | None = None) -> Claims:
+    """Action claims on ``storage`` (issue 14); a one-off process (``act``, the auth workflow) is its own claimant."""
+    return Claims(storage, clock, claimant or f"act-{uuid.uuid4().hex[:12]}")
 
 
 def make_app(settings: Settings) -> AppCredentials | None:
@@ -117,7 +126,14 @@ def make_registry(settings: Settings, client: GitHubClient | None, clock: Clock)
         ttl=settings.registry_ttl,
         kernel_repos=settings.kernel_repos,
         kernel_owners=settings.kernel_owners,
+        names=make_names(settings),
     )
+
+
+def make_names(settings: Settings) -> bytes | None:
+    """The key private repos are named with on the branch (issue 14), or None without a storage key."""
+    sealer = make_sealer(settings)
+    return sealer.names if sealer is not None else None
 
 
 def resolve_user(settings: Settings, client: GitHubClient, user: str | None) -> str:
@@ -180,6 +196,7 @@ class PollRequest:
     run_id: str | None = None
     run_url: str | None = None
     callback_url: str | None = None
+    rebaseline: bool = False
 
 
 def build_poller(
@@ -211,6 +228,7 @@ def build_poller(
         deadline=deadline,
         kernel_repos=tuple(settings.kernel_repos),
         kernel_owners=tuple(settings.kernel_owners),
+        rebaseline=req.rebaseline,
     )
     return Poller(
         options,
@@ -229,16 +247,28 @@ def build_poller(
 
 
 def session_reporter(settings: Settings, url: str, clock: Clock) -> Callable[[Session], None]:
-    """Report session changes (active, heartbeat, ended) to the worker, signed."""
+    """Report session changes (active, heartbeat, ended) to the worker, signed with
+    SYMBIOTE_CALLBACK_SECRET and/or the run's GitHub Actions OIDC token.
+
+    A live report the worker refuses (401/403/404/409: superseded, another run's session, not this
+    user's fork) stops the run: it raises ``SupersededError``, and ``poll`` exits non-zero."""
     secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
-    if not secret:
-        raise ConfigError("--callback-url needs SYMBIOTE_CALLBACK_SECRET to sign the session reports")
+    if not secret and not oidc_available():
+        raise ConfigError(
+            "--callback-url needs SYMBIOTE_CALLBACK_SECRET, or a GitHub Actions OIDC token (id-token: write)"
+        )
 
     def report(session: Session) -> None:
         payload = {"kind": "session", **session.model_dump(mode="json")}
-        post_signed(url, payload, secret, clock.now())
+        status = post_signed(url, payload, secret, clock.now())
+        if status in REFUSED and session.status.value in ("starting", "active"):
+            raise SupersededError(f"the worker refused session {session.id[:12]} ({status}): this run cannot continue")
 
     return report
+
+
+REFUSED = frozenset({401, 403, 404, 409, 422})
+"""Answers of the worker that mean a session report will never be accepted."""
 
 
 def run_poll(
@@ -320,6 +350,7 @@ def route_events(
                 registry=known,
                 planned={event.id: (summarize(plan), any(is_sensitive(r) for r in plan))},
                 kernel_unknown=unknown,
+                names=registry.names,
             ),
         )
         for event, who, plan in zip(events, whose, plans, strict=True)
@@ -386,18 +417,21 @@ def act_once(
     storage: Storage | None = None,
     client: GitHubClient | None = None,
     user: str | None = None,
+    claims: Claims | None = None,
 ) -> act.ActOutcome:
-    """``symbiote act``: execute ``request``; with a state id, exactly once (outbox on the storage branch).
+    """``symbiote act``: execute ``request``; with a state id, exactly once (outbox on the storage branch,
+    the action claimed there first).
 
-    ``storage``/``client`` let a long-running process (the worker) share its own.
+    ``storage``/``client``/``claims`` let a long-running process (the worker) share its own.
     """
     clock = clock or SystemClock()
     client = client or make_client(settings)
-    executor = make_executor(settings, client, clock, dry_run=dry_run)
     if state_id is None:
-        return act.act_once(request, executor=executor, clock=clock)
+        return act.act_once(request, executor=make_executor(settings, client, clock, dry_run=dry_run), clock=clock)
     valid_state_id(state_id)
     storage = storage or make_storage(settings, clock)
+    claims = claims or make_claims(storage, clock)
+    executor = make_executor(settings, client, clock, dry_run=dry_run, claims=claims)
     known = client
 
     def owner() -> str:
@@ -436,8 +470,52 @@ def act_from_inputs(
     inputs = act.read_inputs(variable, environ)
     if inputs_form(inputs) is InputsForm.KERNEL:
         return act_on_kernel_inputs(settings, act.kernel_inputs(inputs), dry_run=dry_run, clock=clock)
+    worker_url = inputs.get("worker_url")
+    if isinstance(worker_url, str) and worker_url and not inputs.get("request"):
+        return act_from_worker(settings, inputs.get("state_id"), worker_url, dry_run=dry_run, clock=clock)
     state_id, request, url = act.own_form(inputs, callback_url)
     return act_once(settings, request, state_id=state_id, dry_run=dry_run, callback_url=url, clock=clock)
+
+
+def act_from_worker(
+    settings: Settings, state_id: Any, worker_url: str, *, dry_run: bool = False, clock: Clock | None = None
+) -> act.ActOutcome:
+    """The auth workflow dispatched by the worker: only the state id and the worker's URL are in its
+    inputs; the request itself is fetched from ``GET /state/{stateId}/request`` with the run's
+    OIDC token (or the shared secret), then acted on once and the result reported back."""
+    clock = clock or SystemClock()
+    if not isinstance(state_id, str) or not state_id:
+        raise InputError("workflow inputs lack state_id")
+    valid_state_id(state_id)
+    secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
+    fetched = fetch_request(worker_url, state_id, secret, clock.now())
+    callback = worker_url.rstrip("/") + CALLBACK_PATH
+    if fetched.get("kind") == "kernel":
+        inputs = fetched.get("inputs")
+        if not isinstance(inputs, dict):
+            raise InputError("the worker's kernel request holds no inputs")
+        client = make_client(settings)
+        # The worker that handed the request over is this plugin too (its URL is the request's ref).
+        scope = kernel_scope(settings, resolve_user(settings, client, None), worker_url=worker_url)
+        outcome = act_on_kernel_inputs(
+            settings, act.kernel_inputs(inputs), dry_run=dry_run, clock=clock, client=client, scope=scope
+        )
+        if not dry_run:
+            # The worker's branch gets the redacted form (no repo name, no URL): safe whatever the repo.
+            record = {
+                "kind": "state_result",
+                "state_id": state_id,
+                "status": outcome.result.status.value,
+                "result": stored_result(outcome.result, private=True),
+                "finished_at": clock.now(),
+            }
+            post_signed(callback, record, secret, clock.now())
+        return outcome
+    raw = fetched.get("request")
+    if not isinstance(raw, dict):
+        raise InputError("the worker's answer holds no request")
+    request = ActionRequest.model_validate(raw)
+    return act_once(settings, request, state_id=state_id, dry_run=dry_run, callback_url=callback, clock=clock)
 
 
 def act_on_kernel_inputs(
@@ -448,10 +526,14 @@ def act_on_kernel_inputs(
     clock: Clock | None = None,
     storage: Storage | None = None,
     client: GitHubClient | None = None,
+    claims: Claims | None = None,
+    scope: Scope | None = None,
 ) -> act.ActOutcome:
-    """Verify the kernel's inputs, then act once for the state id (see ``flows.kernel_requests``).
+    """Verify the kernel's inputs, check they are in the user's scope (``core.scope``; else
+    ``OutOfScopeError`` and nothing done), then act once for the state id (see
+    ``flows.kernel_requests``), each action claimed on the branch first.
 
-    ``storage``/``client`` let a long-running process (the worker) share its own.
+    ``storage``/``client``/``claims``/``scope`` let a long-running process (the worker) share its own.
     """
     clock = clock or SystemClock()
     req = parse_and_verify(inputs, public_key_pem=settings.kernel_public_key, now=clock.now())
@@ -460,16 +542,33 @@ def act_on_kernel_inputs(
     kernel_requests.kernel_event(req)
     client = client or make_client(settings)
     user = resolve_user(settings, client, None)
+    scope = scope or kernel_scope(settings, user)
+    reason = out_of_scope(req, scope)
+    if reason is not None:
+        raise OutOfScopeError(f"kernel request {req.state_id[:40]} is out of scope: {reason}")
     storage = storage or make_storage(settings, clock)
+    claims = claims or make_claims(storage, clock)
     return kernel_requests.act_on_kernel_request(
         req,
         user=user,
         storage=storage,
-        executor=make_executor(settings, client, clock, dry_run=dry_run),
+        executor=make_executor(settings, client, clock, dry_run=dry_run, claims=claims),
         planner=load_planner(settings),
         sealer=make_sealer(settings) if not dry_run else None,
         clock=clock,
         give_back=kernel_returner(settings, req) if settings.kernel_return else None,
+    )
+
+
+def kernel_scope(settings: Settings, user: str, *, worker_url: str | None = None) -> Scope:
+    """The scope a kernel request must fall in to be acted on with ``user``'s token: the user, the
+    logins and repos they allow, and this plugin's identities (the worker URL, this fork's workflow)."""
+    return Scope.build(
+        user,
+        allowed_senders=settings.kernel_allowed_senders,
+        repos=settings.kernel_scope,
+        plugin_urls=(settings.worker_url, worker_url),
+        fork=fork_repo(settings),
     )
 
 
@@ -506,12 +605,13 @@ def store_log(settings: Settings, limit: int) -> Iterator[str]:
     return store.log_lines(make_storage(settings), limit)
 
 
-def store_gc(settings: Settings) -> list[str]:
-    """``symbiote store gc``: prune what is past the retention period."""
+def store_gc(settings: Settings, *, compact: bool = False) -> list[str]:
+    """``symbiote store gc``: prune what is past the retention period (and compact history with ``compact``)."""
     clock = SystemClock()
     return store.gc(
         make_storage(settings, clock),
         clock,
         retention_days=settings.retention_days,
         heartbeat_interval=settings.heartbeat_interval,
+        compact=compact,
     )

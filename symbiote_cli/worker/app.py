@@ -48,7 +48,7 @@ def create_app(
     owner_check_interval: float | None = None,
     resume: bool = True,
     end_sessions_on_shutdown: bool = False,
-    replay: signing.ReplayCache | None = None,
+    docs: bool | None = None,
 ) -> FastAPI:
     """The worker's FastAPI app; every dependency is injectable for tests (``app.state.worker``)."""
     worker = Worker(
@@ -61,13 +61,17 @@ def create_app(
         owner_check_interval=owner_check_interval,
         resume=resume,
         end_sessions_on_shutdown=end_sessions_on_shutdown,
-        replay=replay,
     )
+    # /docs, /redoc and /openapi.json tell strangers every route and model: off unless asked for.
+    show_docs = settings.worker_docs if docs is None else docs
     app = FastAPI(
         title="Symbiote worker",
         version=__version__,
         description="Sessions, state requests from the UbiquityOS kernel and signed callbacks.",
         lifespan=_lifespan,
+        docs_url="/docs" if show_docs else None,
+        redoc_url="/redoc" if show_docs else None,
+        openapi_url="/openapi.json" if show_docs else None,
     )
     app.state.worker = worker
     app.add_exception_handler(ApiError, _on_error)
@@ -139,10 +143,30 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def serve(
-    settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, public_url: str | None = None
+    settings: Settings,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    public_url: str | None = None,
+    proxy_headers: bool = True,
+    forwarded_allow_ips: str | None = None,
 ) -> None:
-    """Run the worker until SIGINT/SIGTERM (``symbiote serve``)."""
+    """Run the worker until SIGINT/SIGTERM (``symbiote serve``).
+
+    Behind a TLS proxy, ``proxy_headers`` takes the client address and scheme from
+    ``X-Forwarded-For``/``X-Forwarded-Proto``, trusted only from ``forwarded_allow_ips`` (uvicorn's
+    setting: comma-separated addresses or networks, ``*`` for any; default 127.0.0.1).
+    """
     app = create_app(settings, public_url=public_url)
     worker = cast("Worker", app.state.worker)
     log.info("symbiote worker %s listening on http://%s:%s (%s mode)", __version__, host, port, worker.mode)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )

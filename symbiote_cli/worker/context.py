@@ -13,10 +13,12 @@ from symbiote_cli.core import sessions
 from symbiote_cli.core.clock import Clock, SystemClock
 from symbiote_cli.core.errors import ConfigError
 from symbiote_cli.core.models import Session, valid_repo
-from symbiote_cli.wiring import make_client, make_sealer, make_storage
+from symbiote_cli.storage.batch import BatchWriter
+from symbiote_cli.wiring import make_claims, make_client, make_sealer, make_storage
 
 if TYPE_CHECKING:
     from symbiote_cli.core.privacy import Sealer
+    from symbiote_cli.flows.execute import Claims
     from symbiote_cli.github.client import GitHubClient
     from symbiote_cli.settings import Settings
     from symbiote_cli.storage.branch import Storage
@@ -46,6 +48,13 @@ def default_client_factory(settings: Settings) -> ClientFactory:
     return make
 
 
+def resolve_mode(settings: Settings) -> WorkerMode:
+    """``SYMBIOTE_MODE`` when set; else actions when ``SYMBIOTE_REPO`` is set (the older rule), else local."""
+    if settings.mode is not None:
+        return WorkerMode(settings.mode.value)
+    return WorkerMode.ACTIONS if settings.repo else WorkerMode.LOCAL
+
+
 class WorkerContext:
     """The state one worker's services share; the storage branch is opened on first use."""
 
@@ -62,7 +71,8 @@ class WorkerContext:
         self.clock: Clock = clock or SystemClock()
         self._storage = storage
         self.client_factory = client_factory or default_client_factory(settings)
-        self.public_url = public_url.rstrip("/") if public_url else None
+        url = public_url or settings.worker_url
+        self.public_url = url.rstrip("/") if url else None
         if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
             raise ConfigError("the worker's public URL must start with http:// or https://")
         self.sealer: Sealer | None = make_sealer(settings)
@@ -70,11 +80,13 @@ class WorkerContext:
             try:
                 valid_repo(settings.repo)
             except ValueError:
-                raise ConfigError("SYMBIOTE_REPO must be owner/name of your fork") from None
-        self.mode = WorkerMode.ACTIONS if settings.repo else WorkerMode.LOCAL
+                raise ConfigError("SYMBIOTE_REPO must be owner/name of a repository") from None
+        self.mode = resolve_mode(settings)
         self.instance = uuid.uuid4().hex[:12]
         self.run_id = f"{WORKER_RUN_PREFIX}{self.instance}"
         self._storage_lock = threading.Lock()
+        self._claims: Claims | None = None
+        self._batch: BatchWriter | None = None
         self._last_refresh = 0.0
 
     @property
@@ -86,6 +98,28 @@ class WorkerContext:
                     self._storage = make_storage(self.settings, self.clock)
                     self._last_refresh = time.monotonic()
         return self._storage
+
+    @property
+    def claims(self) -> Claims:
+        """This worker's action claims (issue 14): one per process, so concurrent requests for one
+        idempotency key wait for the first; the instance's run id names it on the branch."""
+        if self._claims is None:
+            storage = self.storage
+            with self._storage_lock:
+                if self._claims is None:
+                    self._claims = make_claims(storage, self.clock, self.run_id)
+        return self._claims
+
+    @property
+    def batch(self) -> BatchWriter:
+        """The group-commit writer (issue 14): reports, heartbeats and queued requests arriving together
+        go into one commit, fetched once; each caller is answered once its change is pushed."""
+        if self._batch is None:
+            storage = self.storage
+            with self._storage_lock:
+                if self._batch is None:
+                    self._batch = BatchWriter(storage)
+        return self._batch
 
     def fresh(self) -> Storage:
         """The storage after a fetch: reads that must see other writers go through here."""
@@ -105,7 +139,10 @@ class WorkerContext:
         """Is ``session`` live now (not ended, not past its deadline, not silent)?"""
         return session is not None and sessions.is_live(session, self.clock.now(), self.settings.heartbeat_interval)
 
+    def worker_url(self, base_url: str) -> str:
+        """The worker's base URL for runs: the public URL if configured, else the one the request came to."""
+        return self.public_url or base_url.rstrip("/")
+
     def callback_url(self, base_url: str) -> str:
-        """Where a workflow run reports: the public URL if configured, else the one the request came to."""
-        root = self.public_url or base_url.rstrip("/")
-        return root + CALLBACK_PATH
+        """Where a workflow run reports."""
+        return self.worker_url(base_url) + CALLBACK_PATH

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from symbiote_cli.core import signing
 from symbiote_cli.worker.context import ClientFactory, WorkerContext, WorkerMode
 from symbiote_cli.worker.services.auth import Auth
 from symbiote_cli.worker.services.callbacks import CallbackService
@@ -17,6 +16,7 @@ from symbiote_cli.worker.services.pollers import LocalPollers
 from symbiote_cli.worker.services.registry import RegistryService
 from symbiote_cli.worker.services.sessions import SessionService
 from symbiote_cli.worker.services.state import StateService
+from symbiote_cli.worker.services.tenancy import Tenancy
 
 if TYPE_CHECKING:
     from symbiote_cli.core.clock import Clock
@@ -39,18 +39,18 @@ class Worker:
         owner_check_interval: float | None = None,
         resume: bool = True,
         end_sessions_on_shutdown: bool = False,
-        replay: signing.ReplayCache | None = None,
     ) -> None:
         self.context = WorkerContext(
             settings, clock=clock, storage=storage, client_factory=client_factory, public_url=public_url
         )
-        dispatcher = Dispatcher(self.context)
-        self.auth = Auth(self.context, replay)
+        self.tenancy = Tenancy(self.context)
+        dispatcher = Dispatcher(self.context, self.tenancy)
+        self.auth = Auth(self.context)
         self.pollers = LocalPollers(self.context, owner_check_interval)
         self.sessions = SessionService(self.context, self.pollers, dispatcher)
         self.states = StateService(self.context, dispatcher)
         self.callbacks = CallbackService(self.context, self.auth, self.states)
-        self.kernel = KernelService(self.context)
+        self.kernel = KernelService(self.context, self.tenancy, self.states)
         self.events = EventsService(self.context)
         self.registry = RegistryService(self.context)
         self.health = HealthService(self.context, self.pollers)

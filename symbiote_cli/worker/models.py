@@ -171,6 +171,19 @@ class StateAnswer(BaseModel):
     duplicate: bool | SkipJsonSchema[None] = None
 
 
+class DispatchedRequest(BaseModel):
+    """``GET /state/{stateId}/request``: what a dispatched ``symbiote-auth.yml`` run acts on.
+
+    ``kind`` ``action``: Symbiote's own ``request``; ``kernel``: the kernel's signed ``inputs``,
+    which the run verifies again before acting."""
+
+    state_id: str
+    user: str
+    kind: Literal["action", "kernel"]
+    request: dict[str, JsonValue] | SkipJsonSchema[None] = None
+    inputs: dict[str, JsonValue] | SkipJsonSchema[None] = None
+
+
 class KernelOutput(BaseModel):
     """What the kernel gets back: status and a link, nothing private (``flows.kernel_requests.kernel_output``)."""
 
@@ -223,6 +236,12 @@ class StorageHealth(BaseModel):
 class SessionCounts(BaseModel):
     active: int = Field(description="live sessions on the storage branch")
     local_pollers: int = Field(description="pollers running in this worker")
+
+
+class PublicHealth(BaseModel):
+    """``GET /health`` without auth: the status and nothing else."""
+
+    status: HealthStatus
 
 
 class HealthAnswer(BaseModel):

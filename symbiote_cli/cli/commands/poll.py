@@ -10,6 +10,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from symbiote_cli.cli.commands import common
+from symbiote_cli.core.errors import SupersededError, SymbioteError
+
+
+class CannotContinueError(SymbioteError):
+    """A run whose session was refused or superseded: it fails visibly (exit 1, an error annotation)."""
+
 
 if TYPE_CHECKING:
     from symbiote_cli.flows.poll import RunStats
@@ -25,6 +31,14 @@ def poll(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and print; write nothing.")] = False,
     backfill: Annotated[
         bool, typer.Option("--backfill", help="On the first run, act on the events already in the feed.")
+    ] = False,
+    rebaseline: Annotated[
+        bool,
+        typer.Option(
+            "--rebaseline",
+            help="When the stored cursor is unusable (ahead of the feed, or the storage branch was rolled back or"
+            " replaced), take a new baseline instead of stopping.",
+        ),
     ] = False,
     storage_repo: common.StorageRepoOpt = None,
     storage_branch: common.StorageBranchOpt = None,
@@ -50,7 +64,7 @@ def poll(
     try:
         seconds = parse_duration(duration) if duration else None
         settings = common.settings(debug, interval=interval, storage_repo=storage_repo, storage_branch=storage_branch)
-        from symbiote_cli.wiring import PollRequest, run_poll  # noqa: PLC0415 - lazy: --help stays fast
+        from symbiote_cli.wiring import PollRequest  # noqa: PLC0415 - lazy: --help stays fast
 
         stop = threading.Event()
         _install_signals(stop)
@@ -65,9 +79,10 @@ def poll(
             run_id=os.environ.get("GITHUB_RUN_ID"),
             run_url=_run_url(),
             callback_url=callback_url,
+            rebaseline=rebaseline,
         )
         observer = _observer(json_out, settings.interval)
-        stats = run_poll(settings, req, observer=observer, stop=stop)
+        stats = _run_or_fail(settings, req, observer, stop, json_out)
     except BaseException as exc:
         error = exc
         raise
@@ -82,6 +97,7 @@ def poll(
     from symbiote_cli.flows.poll import ExitReason  # noqa: PLC0415 - lazy: --help stays fast
 
     if chain and stats.exit_reason is ExitReason.DEADLINE:
+        # The successor continues this session (same id, new run id): see core.sessions.can_continue.
         from symbiote_cli.wiring import chain_next_run  # noqa: PLC0415 - lazy: --help stays fast
 
         workflow = chain_next_run(
@@ -90,7 +106,7 @@ def poll(
             {
                 "user": user or "",
                 "duration": duration or "",
-                "session_id": session_id or "",
+                "session_id": session_id or stats.session_id or "",
                 "callback_url": callback_url or "",
             },
         )
@@ -98,6 +114,23 @@ def poll(
 
         emit(f"chained the next run of {workflow}")
     _print_stats(stats, json_out)
+
+
+def _run_or_fail(settings: Any, req: Any, observer: Any, stop: threading.Event, json_out: bool) -> RunStats:
+    """``run_poll``; a run refused or superseded (before or while polling) cannot continue: it
+    fails visibly (``CannotContinueError``: exit 1 and an error annotation), never a silent 0."""
+    from symbiote_cli.flows.poll import ExitReason  # noqa: PLC0415 - lazy: --help stays fast
+    from symbiote_cli.wiring import run_poll  # noqa: PLC0415 - lazy: --help stays fast
+
+    try:
+        stats = run_poll(settings, req, observer=observer, stop=stop)
+    except SupersededError as exc:
+        raise CannotContinueError(f"this run cannot continue: {exc.message}") from None
+    if stats.exit_reason is ExitReason.SUPERSEDED:
+        _print_stats(stats, json_out)
+        session = (stats.session_id or "-")[:12]
+        raise CannotContinueError(f"this run cannot continue: session {session} was superseded or refused")
+    return stats
 
 
 def _observer(json_out: bool, interval: float) -> Any:

@@ -76,6 +76,12 @@ def store_log(
 @app.command("gc")
 def store_gc(
     retention_days: Annotated[int | None, typer.Option(min=1, help="Keep this many days \\[default: 30].")] = None,
+    compact: Annotated[
+        bool,
+        typer.Option(
+            "--compact", help="Then replace the branch's history by one commit holding its current files."
+        ),
+    ] = False,
     storage_repo: common.StorageRepoOpt = None,
     storage_branch: common.StorageBranchOpt = None,
     debug: common.DebugOpt = False,
@@ -91,5 +97,5 @@ def store_gc(
     from symbiote_cli.cli.output import emit  # noqa: PLC0415 - lazy: --help stays fast
     from symbiote_cli.wiring import store_gc  # noqa: PLC0415 - lazy: --help stays fast
 
-    removed = store_gc(settings)
+    removed = store_gc(settings, compact=compact)
     emit(f"removed {len(removed)} files" + (": " + ", ".join(removed[:20]) if removed else ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Path, Request
@@ -10,12 +11,19 @@ from starlette.concurrency import run_in_threadpool
 from symbiote_cli.worker.errors import ApiError
 from symbiote_cli.worker.facade import Worker
 from symbiote_cli.worker.models import ErrorBody
+from symbiote_cli.worker.services.auth import Principal, Target
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
-    for code, text in ((401, "not authenticated"), (409, "conflict"), (422, "invalid input"))
+    for code, text in (
+        (401, "not authenticated"),
+        (403, "not allowed for this caller or user"),
+        (404, "not found (a user not enrolled, an unknown id)"),
+        (409, "conflict"),
+        (422, "invalid input"),
+    )
 }
 """The error answers of every authenticated route, for ``responses=``."""
 
@@ -42,11 +50,25 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def authenticated(request: Request, worker: Worker) -> bytes:
-    """The body of a request that carries the bearer token or a valid signature (else raise)."""
+def target(request: Request) -> Target:
+    """The method and the path and query exactly as on the request line (what a signature covers)."""
+    raw = request.scope.get("raw_path")
+    # ASGI's raw_path is the path alone; some servers and test clients include the query: cut it off.
+    path = raw.split(b"?", 1)[0].decode("latin-1") if isinstance(raw, bytes) and raw else request.url.path
+    query = request.scope.get("query_string", b"")
+    if isinstance(query, bytes) and query:
+        path = f"{path}?{query.decode('latin-1')}"
+    return Target(request.method.upper(), path)
+
+
+async def authenticated(request: Request, worker: Worker, *, allow_oidc: bool = False) -> tuple[bytes, Principal]:
+    """The body of a request from the operator (bearer token or signature), or from a run (OIDC,
+    where ``allow_oidc``), and who sent it (else raise)."""
     body = await read_body(request)
-    await run_in_threadpool(worker.auth.authenticate, body, request.headers)
-    return body
+    principal = await run_in_threadpool(
+        partial(worker.auth.authenticate, allow_oidc=allow_oidc), body, request.headers, target(request)
+    )
+    return body, principal
 
 
 # Documented (for clients and schema-driven tests), not enforced by FastAPI: authentication comes

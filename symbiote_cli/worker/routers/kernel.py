@@ -19,7 +19,7 @@ router = APIRouter(tags=["kernel"])
 async def kernel_answer(request: Request, worker: Worker, data: dict[str, Any], state_id: str | None) -> KernelAnswer:
     """Act on the kernel's signed inputs (its RSA signature is the authentication)."""
     header = request.headers.get("x-hub-signature-256")
-    return await run_in_threadpool(worker.kernel.handle, data, state_id, header)
+    return await run_in_threadpool(worker.kernel.handle, data, state_id, header, str(request.base_url))
 
 
 @router.post("/", responses=ERRORS, openapi_extra=json_body("KernelInputs"))

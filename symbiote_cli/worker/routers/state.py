@@ -1,4 +1,5 @@
-"""State request routes: ``POST /state/{stateId}`` (Symbiote's form or the kernel's) and its status."""
+"""State request routes: ``POST /state/{stateId}`` (Symbiote's form or the kernel's), its status, and
+``GET /state/{stateId}/request``, where a dispatched run fetches what to do."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from symbiote_cli.worker import checks
-from symbiote_cli.worker.models import ErrorBody, KernelAnswer, StateAnswer
-from symbiote_cli.worker.routers.common import ERRORS, StatePath, WorkerDep, authenticated, json_body, read_body
+from symbiote_cli.worker.models import DispatchedRequest, ErrorBody, KernelAnswer, StateAnswer
+from symbiote_cli.worker.routers.common import (
+    ERRORS,
+    StatePath,
+    WorkerDep,
+    authenticated,
+    json_body,
+    read_body,
+    target,
+)
 from symbiote_cli.worker.routers.kernel import kernel_answer
 
 router = APIRouter(tags=["state"], responses=ERRORS)
@@ -37,7 +46,7 @@ async def state_post(
         # The kernel's answer, serialized here: the route's response model is Symbiote's form.
         kernel = await kernel_answer(request, worker, data, state_id)
         return JSONResponse(kernel.model_dump(mode="json", by_alias=True))
-    await run_in_threadpool(worker.auth.authenticate, body, request.headers)
+    await run_in_threadpool(worker.auth.authenticate, body, request.headers, target(request))
     if data is None:
         data = checks.parse_object(body)  # raises the JSON error
     status, answer = await run_in_threadpool(worker.states.queue, state_id, data, str(request.base_url))
@@ -50,3 +59,11 @@ async def state_get(request: Request, state_id: StatePath, worker: WorkerDep) ->
     """queued / running / dispatched / done / failed, and the result; 404 when unknown."""
     await authenticated(request, worker)
     return await run_in_threadpool(worker.states.status, state_id)
+
+
+@router.get("/state/{stateId}/request", response_model_exclude_none=True, responses={404: {"model": ErrorBody}})
+async def state_request(request: Request, state_id: StatePath, worker: WorkerDep) -> DispatchedRequest:
+    """What a dispatched ``symbiote-auth.yml`` run acts on: the run's OIDC token must come from the
+    request's user's fork (or the operator asks). Request bodies never travel in workflow inputs."""
+    _body, principal = await authenticated(request, worker, allow_oidc=True)
+    return await run_in_threadpool(worker.states.request_for, state_id, principal)

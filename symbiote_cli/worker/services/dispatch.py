@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from symbiote_cli.core.errors import SymbioteError
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.errors import ApiError, as_api_error
+from symbiote_cli.worker.services.tenancy import Tenancy, Tenant
 
 if TYPE_CHECKING:
     from symbiote_cli.github.client import GitHubClient
@@ -20,35 +21,33 @@ class Workflow(StrEnum):
     MAIN = "symbiote-main.yml"
     """A polling session (``POST /start`` in actions mode)."""
     AUTH = "symbiote-auth.yml"
-    """One state request with no live session to queue it for."""
+    """One state request: the run fetches it from the worker (``GET /state/{stateId}/request``)."""
 
 
 class Dispatcher:
-    """Dispatches the fork's workflows on its default branch, with the worker's own client."""
+    """Dispatches a tenant's fork's workflows on its default branch (with the app's scoped token)."""
 
-    def __init__(self, ctx: WorkerContext) -> None:
+    def __init__(self, ctx: WorkerContext, tenancy: Tenancy) -> None:
         self.ctx = ctx
+        self.tenancy = tenancy
 
-    @property
-    def repo(self) -> str:
-        repo = self.ctx.settings.repo
-        assert repo is not None, "dispatching needs SYMBIOTE_REPO (actions mode)"
-        return repo
-
-    def dispatch(self, workflow: Workflow, inputs: Mapping[str, str]) -> None:
+    def dispatch(self, tenant: Tenant, workflow: Workflow, inputs: Mapping[str, str]) -> None:
         """Dispatch ``workflow``; GitHub's refusal becomes a 502 (or its 503) ``dispatch_failed``."""
+        repo = tenant.fork
+        assert repo is not None, "dispatching needs the tenant's fork (actions mode)"
+        client = self.tenancy.dispatch_client(tenant)
         try:
-            client = self.ctx.client_factory(None)
-            client.dispatch_workflow(self.repo, workflow.value, self._ref(client), dict(inputs))
+            client.dispatch_workflow(repo, workflow.value, self._ref(client, repo), dict(inputs))
         except SymbioteError as exc:
             error = as_api_error(exc)
             raise ApiError(
                 502 if error.status < 500 else error.status,
                 "dispatch_failed",
-                f"could not dispatch {workflow.value} in {self.repo}: {exc.message}",
+                f"could not dispatch {workflow.value} in {repo}: {exc.message}",
             ) from None
 
-    def _ref(self, client: GitHubClient) -> str:
-        data = client.get_repo(self.repo)
+    @staticmethod
+    def _ref(client: GitHubClient, repo: str) -> str:
+        data = client.get_repo(repo)
         ref = data.get("default_branch") if data else None
         return ref if isinstance(ref, str) and ref else "main"

@@ -53,6 +53,7 @@ class Maintenance:
             self.ctx.clock,
             retention_days=settings.retention_days,
             heartbeat_interval=settings.heartbeat_interval,
+            compact=settings.compact_history,
         )
         self.last_gc = self.ctx.clock.now()
         return removed

@@ -114,13 +114,13 @@ class LocalPollers:
         with self._lock:
             return [h for h in self._handles.values() if h.running]
 
-    def launch(self, user: str) -> tuple[Session, bool]:
+    def launch(self, user: str, *, session_id: str | None = None) -> tuple[Session, bool]:
         """Start a poller with a new session (the caller holds the user's lock).
 
         Returns the user's session and whether it already existed: when a newer session won the
         claim on the branch meanwhile, that one, and no poller runs beside it.
         """
-        session_id = uuid.uuid4().hex
+        session_id = session_id or uuid.uuid4().hex
         stop = threading.Event()
         handle = PollerHandle(user=user, session_id=session_id, stop=stop, started_at=self.ctx.clock.now())
         poller = build_poller(

@@ -10,7 +10,7 @@ from symbiote_cli.core.models import Event, RegistryEntry
 from symbiote_cli.core.privacy import is_repo_key
 from symbiote_cli.github.registry import KernelRegistry
 from symbiote_cli.storage import layout, transactions
-from symbiote_cli.wiring import make_app
+from symbiote_cli.wiring import make_app, make_names
 from symbiote_cli.worker.context import WorkerContext
 from symbiote_cli.worker.models import RegistryAnswer
 
@@ -63,6 +63,7 @@ class RegistryService:
             kernel_repos=settings.kernel_repos,
             kernel_owners=settings.kernel_owners,
             installation_lookup=app.is_installed if app else None,
+            names=make_names(settings),
         )
         registry.resolve(events, force=True)
         return registry.take_changes()

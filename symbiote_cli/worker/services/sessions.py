@@ -17,6 +17,7 @@ from symbiote_cli.worker.errors import ApiError
 from symbiote_cli.worker.models import SessionAnswer, SessionStatusAnswer
 from symbiote_cli.worker.services.dispatch import Dispatcher, Workflow
 from symbiote_cli.worker.services.pollers import LocalPollers
+from symbiote_cli.worker.services.tenancy import Tenant
 
 log = logging.getLogger("symbiote.worker")
 
@@ -28,6 +29,7 @@ class SessionService:
         self.ctx = ctx
         self.pollers = pollers
         self.dispatcher = dispatcher
+        self.tenancy = dispatcher.tenancy
         self._lock = threading.Lock()
         self._user_locks: dict[str, threading.Lock] = {}
 
@@ -50,13 +52,20 @@ class SessionService:
 
     # ------------------------------------------------------------------ POST /start/{userId}
 
-    def start(self, user: str, base_url: str) -> SessionAnswer:
-        """The user's live session, or a new one (local poller, or ``symbiote-main.yml`` dispatched)."""
+    def start(self, user: str, base_url: str, request_key: str | None = None) -> SessionAnswer:
+        """The user's live session, or a new one (local poller, or ``symbiote-main.yml`` dispatched
+        in the user's fork).
+
+        ``request_key`` (from a signed request) becomes the new session's id, so the same signed
+        request, replayed here or on another replica, after a restart or not, finds its own session
+        and starts nothing more.
+        """
         user = checks.login(user)
+        tenant = self.tenancy.resolve(user)
         with self.user_lock(user):
             stored = layout.load_session(self.ctx.fresh(), user)
             handle = self.pollers.get(user)
-            if self.ctx.live(stored):
+            if self.ctx.live(stored) or (stored is not None and request_key is not None and stored.id == request_key):
                 assert stored is not None
                 return self.answer(stored, existing=True)
             if handle is not None and handle.running:
@@ -68,24 +77,25 @@ class SessionService:
                 user = stored.user
             try:
                 if self.ctx.mode is WorkerMode.ACTIONS:
-                    return self._start_actions(user, base_url)
-                session, existing = self.pollers.launch(user)
+                    return self._start_actions(tenant, user, base_url, request_key)
+                session, existing = self.pollers.launch(user, session_id=request_key)
                 return self.answer(session, existing=existing)
             except ValueError as exc:
                 raise ApiError(409, "conflict", f"the session of {user} changed meanwhile: {exc}") from None
 
-    def _start_actions(self, user: str, base_url: str) -> SessionAnswer:
+    def _start_actions(self, tenant: Tenant, user: str, base_url: str, request_key: str | None) -> SessionAnswer:
         now = self.ctx.clock.now()
         hb = self.ctx.settings.heartbeat_interval
-        incoming = sessions.new_session(user, WorkerMode.ACTIONS.value, now, deadline_s=None)
+        incoming = sessions.new_session(user, WorkerMode.ACTIONS.value, now, deadline_s=None, session_id=request_key)
         claim = partial(transactions.claim_session, user=user, incoming=incoming, now=now, heartbeat_interval=hb)
-        applied = transactions.apply(self.ctx.storage, claim, f"session {incoming.id[:12]}: dispatch for {user}")
+        applied = self.ctx.batch.apply(claim, f"session {incoming.id[:12]}: dispatch for {user}")
         winner = transactions.session_winner(applied.view, user, incoming, now=now, heartbeat_interval=hb)
-        if winner.id != incoming.id:
+        if winner.id != incoming.id or not applied.changes:
+            # Another session won, or this very session was recorded before (a replay): nothing to start.
             return self.answer(winner, existing=True)
         inputs = {"user": user, "session_id": incoming.id, "callback_url": self.ctx.callback_url(base_url)}
         try:
-            self.dispatcher.dispatch(Workflow.MAIN, inputs)
+            self.dispatcher.dispatch(tenant, Workflow.MAIN, inputs)
         except ApiError:
             self._fail(user, incoming.id)
             raise
@@ -95,7 +105,7 @@ class SessionService:
     def _fail(self, user: str, session_id: str) -> None:
         fail = partial(transactions.fail_session, user=user, session_id=session_id, now=self.ctx.clock.now())
         try:
-            self.ctx.storage.update(fail, f"session {session_id[:12]}: dispatch failed")
+            self.ctx.batch.update(fail, f"session {session_id[:12]}: dispatch failed")
         except SymbioteError as exc:
             log.warning("%s: could not mark session %s failed (%s)", user, session_id[:12], exc.message)
 
@@ -133,7 +143,7 @@ class SessionService:
                 stored = layout.load_session(storage, user)
             except StorageError:
                 continue
-            if not self._resumable(stored):
+            if not self._resumable(stored) or not self.tenancy.owns(stored.user):
                 continue
             with self.user_lock(stored.user):
                 handle = self.pollers.get(stored.user)
