@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from symbiote_cli.core.errors import ConfigError
+from symbiote_cli.core.models import Source
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_OIDC_ISSUER = "https://token.actions.githubusercontent.com"
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
 
     user: str | None = None
     interval: float = Field(default=60.0, gt=0)
+    sources: Annotated[list[Source], NoDecode] = Field(default_factory=lambda: [Source.EVENTS], min_length=1)
     storage_branch: str = "__STORAGE__"
     storage_remote: str | None = None
     storage_repo: Path = Path()
@@ -106,6 +108,18 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> Any:
+        items = _split_list(value)
+        if isinstance(items, list):
+            known = {source.value for source in Source}
+            for item in items:
+                if str(item).strip().lower() not in known:
+                    raise ValueError(f"unknown source {str(item)[:40]!r}: use {' or '.join(sorted(known))}, comma-separated")
+            return list(dict.fromkeys(str(item).strip().lower() for item in items))
+        return items
 
     @field_validator("log_level", mode="before")
     @classmethod

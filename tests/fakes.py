@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from symbiote_cli.core.errors import GitHubError
-from symbiote_cli.github.client import EventsPage, RateInfo
+from symbiote_cli.github.client import EventsPage, NotificationsPage, RateInfo
 from symbiote_cli.github.protocol import GitHubAPI
 
 
@@ -22,6 +22,9 @@ class InMemoryGitHub:
 
     login: str = "octo"
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    """Threads as ``GET /notifications`` lists them (newest update first); ``mark_thread_read`` flips ``unread``."""
+    notifications_last_modified: str | None = None
     repos: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: set[tuple[str, str]] = field(default_factory=set)
     comments: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
@@ -53,6 +56,24 @@ class InMemoryGitHub:
         mine = self.events.get(user, [])
         chunk = mine[(page - 1) * per_page : page * per_page]
         return EventsPage(200, chunk, None, None, has_next=len(mine) > page * per_page)
+
+    def list_notifications(
+        self, *, if_modified_since: str | None = None, page: int = 1, per_page: int = 50
+    ) -> NotificationsPage:
+        self._call("list_notifications")
+        last = self.notifications_last_modified
+        if if_modified_since is not None and last is not None and if_modified_since == last:
+            return NotificationsPage(304, [], last, None, has_next=False)
+        chunk = self.notifications[(page - 1) * per_page : page * per_page]
+        return NotificationsPage(200, chunk, last, None, has_next=len(self.notifications) > page * per_page)
+
+    def mark_thread_read(self, thread_id: str) -> None:
+        self._call("mark_thread_read")
+        for thread in self.notifications:
+            if str(thread.get("id")) == thread_id:
+                thread["unread"] = False
+                return
+        raise GitHubError(f"GitHub answered 404 to PATCH /notifications/threads/{thread_id}", 404)
 
     def get_repo(self, full_name: str) -> dict[str, Any] | None:
         self._call("get_repo")

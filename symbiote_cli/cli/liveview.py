@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from symbiote_cli.cli.output import LineObserver
-from symbiote_cli.core.models import ActionRequest, ActionResult, ActionStatus, Event, RouteDecision
+from symbiote_cli.core.models import ActionRequest, ActionResult, ActionStatus, Item, RouteDecision
 from symbiote_cli.core.privacy import repo_key
 from symbiote_cli.core.redaction import REDACT
 
@@ -187,12 +187,12 @@ class LiveObserver:
                 self.last_commit = report.commit
         self._refresh()
 
-    def decided(self, event: Event, decision: RouteDecision) -> None:
+    def decided(self, event: Item, decision: RouteDecision) -> None:
         with self._lock:
             self.routes[decision.route.value] += 1
         self._refresh()
 
-    def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None:
+    def acted(self, event: Item | None, request: ActionRequest, result: ActionResult) -> None:
         hidden = request.private and not self.reveal_private
         repo = repo_key(request.repo) if hidden else request.repo
         where = f"{repo}#{request.issue_number}" if request.issue_number else repo

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from symbiote_cli.cli import gha
-from symbiote_cli.core.models import ActionRequest, ActionResult, ActionStatus, Event, RouteDecision
+from symbiote_cli.core.models import ActionRequest, ActionResult, ActionStatus, Item, RouteDecision
 from symbiote_cli.core.privacy import repo_key
 from symbiote_cli.core.redaction import REDACT
 
@@ -122,7 +122,7 @@ class LineObserver:
                 self.stream,
             )
 
-    def decided(self, event: Event, decision: RouteDecision) -> None:
+    def decided(self, event: Item, decision: RouteDecision) -> None:
         repo = self._repo(event.repo_name, event.private)
         reason = decision.reason if (self.reveal_private or not event.private) else "(private repo)"
         if self.as_json:
@@ -131,7 +131,7 @@ class LineObserver:
         else:
             emit(f"event {event.id} {event.type} {repo} -> {decision.route.value}: {_safe(reason)}", self.stream)
 
-    def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None:
+    def acted(self, event: Item | None, request: ActionRequest, result: ActionResult) -> None:
         repo = self._repo(request.repo, request.private)
         hidden = request.private and not self.reveal_private
         url = None if hidden else result.url
@@ -174,12 +174,12 @@ class ActionsObserver(LineObserver):
     def cycle_started(self, number: int) -> None:
         self._lines = []
 
-    def decided(self, event: Event, decision: RouteDecision) -> None:
+    def decided(self, event: Item, decision: RouteDecision) -> None:
         repo = self._repo(event.repo_name, event.private)
         reason = "(private repo)" if event.private else _safe(decision.reason)
         self._lines.append(f"event {event.id} {event.type} {repo} -> {decision.route.value}: {reason}")
 
-    def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None:
+    def acted(self, event: Item | None, request: ActionRequest, result: ActionResult) -> None:
         repo = self._repo(request.repo, request.private)
         where = f"{repo}#{request.issue_number}" if request.issue_number else repo
         detail = "(private repo)" if request.private else _safe(result.detail)

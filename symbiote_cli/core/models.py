@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from symbiote_cli.core.errors import InputError
 
@@ -185,6 +186,170 @@ class Event(BaseModel):
         """True when the text carries our hidden marker: it is our own doing."""
         return MARKER_PREFIX in self.text
 
+    @property
+    def actor_login(self) -> str | None:
+        """Who did it (a notification does not say: None there)."""
+        return self.actor.login
+
+    @property
+    def source(self) -> Source:
+        return Source.EVENTS
+
+
+class Source(StrEnum):
+    """Where items come from (``--source``, ``SYMBIOTE_SOURCES``)."""
+
+    EVENTS = "events"
+    NOTIFICATIONS = "notifications"
+
+
+NOTIFICATION_TYPE = "Notification"
+# GitHub's timestamps, as notifications carry them: they compare as strings.
+TIMESTAMP_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")
+THREAD_ID_RE = re.compile(r"^[0-9]{1,30}$")
+NOTIFICATION_ID_RE = re.compile(r"^n[0-9]{1,30}-[0-9]{8}T[0-9]{6}Z$")
+# ``subject.url`` of an issue or pull request thread: .../repos/{owner}/{repo}/issues|pulls/{number}
+_SUBJECT_NUMBER_RE = re.compile(r"/repos/[^/]+/[^/]+/(?:issues|pulls)/([0-9]{1,10})$")
+_SUBJECT_PATH = {"Issue": "issues", "PullRequest": "pull"}
+
+
+def notification_id(thread_id: str, updated_at: str) -> str:
+    """The id of one update of a thread: a thread updated again is a new item, the same update is not."""
+    return f"n{thread_id}-{updated_at.replace('-', '').replace(':', '')}"
+
+
+class NotificationRepo(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    full_name: str
+    private: bool = False
+    html_url: str | None = None
+
+    @field_validator("full_name")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        return valid_repo(value)
+
+
+class Notification(BaseModel):
+    """One update of a thread of ``GET /notifications`` (schema ``thread`` in GitHub's OpenAPI):
+    what others ask of the user (https://docs.github.com/rest/activity/notifications).
+
+    It offers what routing and the rules read of an ``Event`` (``Item``); its ``id`` names the
+    update (thread id and ``updated_at``, ``notification_id``), ``thread_id`` the thread.
+    Built from the API's JSON (``subject``, ``repository``) or from its own dump.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(pattern=NOTIFICATION_ID_RE.pattern)
+    type: str = Field(default=NOTIFICATION_TYPE, pattern=f"^{NOTIFICATION_TYPE}$")
+    thread_id: str = Field(pattern=THREAD_ID_RE.pattern)
+    reason: str = Field(pattern=r"^[a-z][a-z_]{0,49}$")
+    subject_type: str = Field(max_length=50, pattern=EVENT_TYPE_PATTERN)
+    title: str = Field(default="", max_length=1000)
+    subject_url: str | None = Field(default=None, max_length=2000)
+    latest_comment_url: str | None = Field(default=None, max_length=2000)
+    repository: NotificationRepo
+    unread: bool = True
+    updated_at: str = Field(pattern=TIMESTAMP_RE.pattern)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_api(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "thread_id" in data:
+            return data
+        subject = data.get("subject")
+        subject = subject if isinstance(subject, dict) else {}
+        thread = data.get("id")
+        thread = str(thread) if isinstance(thread, int) and not isinstance(thread, bool) else thread
+        updated = data.get("updated_at")
+        out = {
+            "thread_id": thread,
+            "reason": data.get("reason"),
+            "subject_type": subject.get("type"),
+            "title": subject.get("title") or "",
+            "subject_url": subject.get("url"),
+            "latest_comment_url": subject.get("latest_comment_url"),
+            "repository": data.get("repository"),
+            "unread": data.get("unread", True),
+            "updated_at": updated,
+        }
+        if isinstance(thread, str) and isinstance(updated, str):
+            out["id"] = notification_id(thread, updated)
+        return out
+
+    @property
+    def created_at(self) -> str:
+        """When this update happened (the thread's ``updated_at``)."""
+        return self.updated_at
+
+    @property
+    def repo_name(self) -> str:
+        return self.repository.full_name
+
+    @property
+    def owner(self) -> str:
+        return self.repository.full_name.split("/", 1)[0]
+
+    @property
+    def private(self) -> bool:
+        return self.repository.private
+
+    @property
+    def action(self) -> str:
+        """The notification's reason, where an event has its payload action."""
+        return self.reason
+
+    @property
+    def issue_number(self) -> int | None:
+        """The issue's or pull request's number, parsed from ``subject.url`` (others have none)."""
+        match = _SUBJECT_NUMBER_RE.search(self.subject_url or "")
+        if self.subject_type not in _SUBJECT_PATH or match is None:
+            return None
+        return int(match.group(1)) or None
+
+    @property
+    def text(self) -> str:
+        """A notification carries no body: rules' ``text`` patterns search its title."""
+        return ""
+
+    @property
+    def html_url(self) -> str | None:
+        number = self.issue_number
+        base = self.repository.html_url
+        if number is None or not base:
+            return None
+        return f"{base.rstrip('/')}/{_SUBJECT_PATH[self.subject_type]}/{number}"
+
+    @property
+    def actor_login(self) -> str | None:
+        return None
+
+    @property
+    def is_symbiote_marked(self) -> bool:
+        return False
+
+    @property
+    def source(self) -> Source:
+        return Source.NOTIFICATIONS
+
+
+Item = Event | Notification
+"""What routing and the rules act on: an event of the user's feed or a notification for them."""
+
+
+def parse_item(data: Any) -> Item:
+    """An event or a notification (it has ``subject`` and ``reason``) from the API's JSON; ValidationError else."""
+    if isinstance(data, dict) and "subject" in data and "reason" in data:
+        return Notification.model_validate(data)
+    return Event.model_validate(data)
+
+
+def item_order(item_id: str) -> tuple[int, str]:
+    """A sort key for stored item ids: events by their number, notifications after them by id."""
+    return (int(item_id), "") if item_id.isdigit() else (0, item_id)
+
 
 class RouteDecision(BaseModel):
     """The result of routing one event; ``route --json`` prints exactly these fields."""
@@ -231,6 +396,8 @@ class ActionRequest(BaseModel):
     event_id: str | None = None
     private: bool = False
     reason: str = ""
+    thread_id: str | None = Field(default=None, pattern=THREAD_ID_RE.pattern)
+    """A notification thread to mark read once the action succeeded (a rule's ``mark_read: true``)."""
 
     @field_validator("repo")
     @classmethod
@@ -307,6 +474,7 @@ class ProcessedEvent(BaseModel):
     private: bool = False
     actions: list[ActionResult] = Field(default_factory=list)
     sealed: str | None = None  # Fernet token of the clear record when private and a key is set
+    notification: str | None = None  # a notification's reason (review_requested, mention, ...); None for events
 
 
 class Cursor(BaseModel):
@@ -322,6 +490,73 @@ class Cursor(BaseModel):
     @property
     def last_id_int(self) -> int:
         return int(self.last_event_id) if self.last_event_id else 0
+
+
+NOTIFICATION_MEMORY = 30 * 86400.0
+"""How long a handled thread update is remembered; older ones fall under the cursor's ``floor``."""
+
+
+class NotificationCursor(BaseModel):
+    """Where reading ``GET /notifications`` left off for one user.
+
+    ``last_modified`` is sent back as ``If-Modified-Since`` (a 304 costs no rate limit:
+    https://docs.github.com/rest/activity/notifications#about-github-notifications). An update is new
+    when it is newer than ``floor`` (the first run's baseline, raised as old threads are forgotten)
+    and than the update of its thread last handled (``threads``).
+    """
+
+    schema_version: int = 1
+    user: str
+    last_modified: str | None = Field(default=None, max_length=100)
+    floor: str | None = Field(default=None, pattern=TIMESTAMP_RE.pattern)
+    threads: dict[str, str] = Field(default_factory=dict)
+    baseline_at: float | None = None
+    updated_at: float = 0.0
+
+    def is_new(self, item: Notification) -> bool:
+        if self.floor is not None and item.updated_at <= self.floor:
+            return False
+        return item.updated_at > self.threads.get(item.thread_id, "")
+
+    def handled(self, items: list[Notification]) -> NotificationCursor:
+        """This cursor with ``items`` remembered as handled."""
+        threads = dict(self.threads)
+        for item in items:
+            if item.updated_at > threads.get(item.thread_id, ""):
+                threads[item.thread_id] = item.updated_at
+        return self.model_copy(update={"threads": threads})
+
+    def merged(self, other: NotificationCursor) -> NotificationCursor:
+        """Both cursors' handled updates (the newer of each thread, the higher floor); ``last_modified`` is
+        dropped when ``other`` knew of updates this one did not (the next poll then reads the list again)."""
+        threads = dict(self.threads)
+        newer = False
+        for thread, updated in other.threads.items():
+            if updated > threads.get(thread, ""):
+                threads[thread] = updated
+                newer = True
+        floor = max(f for f in (self.floor, other.floor, "") if f is not None) or None
+        if other.floor is not None and (self.floor is None or other.floor > self.floor):
+            newer = True
+        update: dict[str, Any] = {"threads": threads, "floor": floor}
+        if newer:
+            update["last_modified"] = None
+        return self.model_copy(update=update)
+
+    def pruned(self, now: float) -> NotificationCursor:
+        """Forget updates older than ``NOTIFICATION_MEMORY``, raising ``floor`` to that point."""
+        cut = iso_z(now - NOTIFICATION_MEMORY)
+        if self.floor is not None and self.floor >= cut:
+            return self
+        if not any(updated <= cut for updated in self.threads.values()):
+            return self
+        threads = {t: u for t, u in self.threads.items() if u > cut}
+        return self.model_copy(update={"threads": threads, "floor": max(cut, self.floor or "")})
+
+
+def iso_z(ts: float) -> str:
+    """``ts`` in GitHub's timestamp format (``2026-12-01T10:00:00Z``)."""
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class RegistryEntry(BaseModel):

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from symbiote_cli.core.models import Event, RegistryEntry, Route, RouteDecision
+from symbiote_cli.core.models import Item, RegistryEntry, Route, RouteDecision
 from symbiote_cli.core.privacy import repo_key
 
-Handler = Callable[[Event, "RoutingContext"], RouteDecision | None]
+Handler = Callable[[Item, "RoutingContext"], RouteDecision | None]
 _HANDLERS: list[tuple[str, Handler]] = []
 
 # Event types whose only outcome is a record: they are the user's own activity
@@ -90,12 +90,12 @@ def handler(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def _decide(event: Event, route: Route, reason: str) -> RouteDecision:
+def _decide(event: Item, route: Route, reason: str) -> RouteDecision:
     return RouteDecision(event_id=event.id, type=event.type, repo=event.repo_name, route=route, reason=reason)
 
 
 @handler("own-doing")
-def _own_doing(event: Event, _ctx: RoutingContext) -> RouteDecision | None:
+def _own_doing(event: Item, _ctx: RoutingContext) -> RouteDecision | None:
     # Our acknowledgments appear in the user's feed as IssueCommentEvents by the
     # same user; answering them would loop forever. They carry the hidden marker.
     if event.is_symbiote_marked:
@@ -104,7 +104,7 @@ def _own_doing(event: Event, _ctx: RoutingContext) -> RouteDecision | None:
 
 
 @handler("kernel")
-def _kernel(event: Event, ctx: RoutingContext) -> RouteDecision | None:
+def _kernel(event: Item, ctx: RoutingContext) -> RouteDecision | None:
     repo = event.repo_name.lower()
     if repo in ctx.kernel_repos:
         return _decide(event, Route.KERNEL, "repo is in SYMBIOTE_KERNEL_REPOS: left to the UbiquityOS kernel")
@@ -117,7 +117,7 @@ def _kernel(event: Event, ctx: RoutingContext) -> RouteDecision | None:
 
 
 @handler("nothing-to-do")
-def _nothing_to_do(event: Event, ctx: RoutingContext) -> RouteDecision | None:
+def _nothing_to_do(event: Item, ctx: RoutingContext) -> RouteDecision | None:
     planned = ctx.planned.get(event.id)
     if planned is not None and planned[0]:
         return None
@@ -130,7 +130,7 @@ def _nothing_to_do(event: Event, ctx: RoutingContext) -> RouteDecision | None:
 
 
 @handler("visibility")
-def _visibility(event: Event, ctx: RoutingContext) -> RouteDecision:
+def _visibility(event: Item, ctx: RoutingContext) -> RouteDecision:
     summary, sensitive = ctx.planned.get(event.id, ("", False))
     what = summary or "act"
     if event.private:
@@ -147,7 +147,7 @@ def _visibility(event: Event, ctx: RoutingContext) -> RouteDecision:
     return _decide(event, route, reason)
 
 
-def route_event(event: Event, ctx: RoutingContext) -> RouteDecision:
+def route_event(event: Item, ctx: RoutingContext) -> RouteDecision:
     """Decide who handles ``event``: kernel, app, user or ignore (with a reason)."""
     for _name, func in _HANDLERS:
         decision = func(event, ctx)

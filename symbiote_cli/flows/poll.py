@@ -34,6 +34,10 @@ from symbiote_cli.core.models import (
     AuthMode,
     Cursor,
     Event,
+    Item,
+    Notification,
+    NotificationCursor,
+    Source,
     ProcessedEvent,
     Route,
     RouteDecision,
@@ -73,9 +77,9 @@ class Observer(Protocol):
 
     def cycle_finished(self, report: CycleReport) -> None: ...
 
-    def decided(self, event: Event, decision: RouteDecision) -> None: ...
+    def decided(self, event: Item, decision: RouteDecision) -> None: ...
 
-    def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None: ...
+    def acted(self, event: Item | None, request: ActionRequest, result: ActionResult) -> None: ...
 
     def warn(self, message: str) -> None: ...
 
@@ -87,10 +91,10 @@ class NullObserver:
     def cycle_finished(self, report: CycleReport) -> None:
         return None
 
-    def decided(self, event: Event, decision: RouteDecision) -> None:
+    def decided(self, event: Item, decision: RouteDecision) -> None:
         return None
 
-    def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None:
+    def acted(self, event: Item | None, request: ActionRequest, result: ActionResult) -> None:
         return None
 
     def warn(self, message: str) -> None:
@@ -145,6 +149,12 @@ class RunStats:
     cycles: int = 0
     events_by_route: Counter[str] = field(default_factory=Counter)
     events_by_type: Counter[str] = field(default_factory=Counter)
+    notifications_by_reason: Counter[str] = field(default_factory=Counter)
+    """Notifications handled, by their reason (review_requested, mention, ...)."""
+    sources: tuple[str, ...] = ("events",)
+    """The sources polled (``Source`` values); notifications leave it when GitHub refuses them."""
+    source_warnings: list[str] = field(default_factory=list)
+    """Why a source was turned off during the run (a fine-grained token cannot read notifications)."""
     actions_taken: int = 0
     actions_failed: int = 0
     actions_deferred: int = 0
@@ -180,6 +190,8 @@ class PollOptions:
     rebaseline: bool = False
     """When the stored position is unusable, take a new baseline instead of stopping."""
     inbox_probe_every: int = 5
+    sources: frozenset[Source] = frozenset({Source.EVENTS})
+    """What to poll: the user's events, the notifications addressed to them, or both."""
     """While the feed answers 304, ask the branch whether it moved (``ls-remote``) every this many cycles."""
 
 

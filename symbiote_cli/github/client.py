@@ -63,6 +63,17 @@ class EventsPage:
 
 
 @dataclass
+class NotificationsPage:
+    """One page of ``GET /notifications``."""
+
+    status: int
+    notifications: list[dict[str, Any]]
+    last_modified: str | None
+    poll_interval: int | None
+    has_next: bool
+
+
+@dataclass
 class Counters:
     """Requests sent and points spent, for summaries and benchmarks."""
 
@@ -312,6 +323,38 @@ class GitHubClient:
             poll_interval=int(poll) if poll is not None and str(poll).isdigit() else None,
             has_next=bool(_LINK_NEXT.search(str(hdrs.get("link", "")))),
         )
+
+    def list_notifications(
+        self, *, if_modified_since: str | None = None, page: int = 1, per_page: int = 50
+    ) -> NotificationsPage:
+        """One page of the user's notification threads, most recently updated first.
+
+        ``GET /notifications`` (https://docs.github.com/rest/activity/notifications#list-notifications-for-the-authenticated-user):
+        ``all=true`` so that a thread the user already read in the browser still reaches the rules;
+        ``If-Modified-Since`` with the last ``Last-Modified`` makes an unchanged list a 304, which
+        costs no rate limit; at most 50 per page. Only classic tokens may read it: a fine-grained
+        token gets 403 (``GitHubError`` with that status).
+        """
+        headers = {"If-Modified-Since": if_modified_since} if if_modified_since else None
+        status, hdrs, data = self.request(
+            "GET",
+            "/notifications",
+            params={"all": "true", "per_page": per_page, "page": page},
+            headers=headers,
+        )
+        poll = hdrs.get("x-poll-interval")
+        items = data if isinstance(data, list) else []
+        return NotificationsPage(
+            status=status,
+            notifications=[n for n in items if isinstance(n, dict)],
+            last_modified=hdrs.get("last-modified"),
+            poll_interval=int(poll) if poll is not None and str(poll).isdigit() else None,
+            has_next=bool(_LINK_NEXT.search(str(hdrs.get("link", "")))),
+        )
+
+    def mark_thread_read(self, thread_id: str) -> None:
+        """``PATCH /notifications/threads/{thread_id}`` (205 Reset Content): the thread is read."""
+        self.request("PATCH", f"/notifications/threads/{quote(thread_id, safe='')}")
 
     def get_repo(self, full_name: str) -> dict[str, Any] | None:
         """Repository metadata, or None when it does not exist (or is invisible to us)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from symbiote_cli.github.client import EventsPage, RateInfo
+from symbiote_cli.github.client import EventsPage, NotificationsPage, RateInfo
 
 
 class GitHubAPI(Protocol):
@@ -26,6 +26,16 @@ class GitHubAPI(Protocol):
 
     def list_events(self, user: str, *, etag: str | None = None, page: int = 1, per_page: int = 100) -> EventsPage:
         """One page of the user's events, newest first."""
+        ...
+
+    def list_notifications(
+        self, *, if_modified_since: str | None = None, page: int = 1, per_page: int = 50
+    ) -> NotificationsPage:
+        """One page of the user's notification threads, most recently updated first."""
+        ...
+
+    def mark_thread_read(self, thread_id: str) -> None:
+        """Mark a notification thread as read."""
         ...
 
     def get_repo(self, full_name: str) -> dict[str, Any] | None:

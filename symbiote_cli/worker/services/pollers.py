@@ -21,7 +21,7 @@ from symbiote_cli.worker.errors import ApiError
 from symbiote_cli.worker.models import PollerInfo
 
 if TYPE_CHECKING:
-    from symbiote_cli.core.models import ActionRequest, ActionResult, Event, RouteDecision, Session
+    from symbiote_cli.core.models import ActionRequest, ActionResult, Item, RouteDecision, Session
     from symbiote_cli.flows.poll import CycleReport, Poller
 
 log = logging.getLogger("symbiote.worker")
@@ -77,10 +77,10 @@ class WorkerObserver:
         self.handle.last_cycle_at = self.pollers.ctx.clock.now()
         self.pollers.check_owner(self.handle)
 
-    def decided(self, event: Event, decision: RouteDecision) -> None:
+    def decided(self, event: Item, decision: RouteDecision) -> None:
         log.debug("%s: event %s %s -> %s", self.handle.user, event.id, event.type, decision.route.value)
 
-    def acted(self, event: Event | None, request: ActionRequest, result: ActionResult) -> None:
+    def acted(self, event: Item | None, request: ActionRequest, result: ActionResult) -> None:
         repo = repo_key(request.repo) if request.private else request.repo
         log.info("%s: %s on %s: %s", self.handle.user, request.kind.value, repo, result.status.value)
 
