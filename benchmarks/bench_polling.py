@@ -30,6 +30,7 @@ from benchmarks.naive import ACK_TAG, NaivePoller
 HOUR = 3600.0
 INTERVAL = 60.0
 HISTORY = 300  # an active user's feed: GitHub serves at most 300 events
+THREADS = 50  # notification threads already there (one full page of GET /notifications)
 # The baselines by result key: the naive loop, and the same loop with the one-line improvement.
 BASELINES = {"baseline": False, "baseline_stop": True}  # key -> stop_at_seen
 
@@ -78,6 +79,7 @@ def idle_hour(cfg: Config) -> dict[str, Any]:
             }
             storage.close()
         fake.stop()
+        out["symbiote_notifications"] = _idle_both_sources(cfg, sandbox)
 
         for key, stop_at_seen in BASELINES.items():
             clock = SimClock()
@@ -101,6 +103,42 @@ def idle_hour(cfg: Config) -> dict[str, Any]:
                 }
             fake.stop()
     return out
+
+
+def _idle_both_sources(cfg: Config, sandbox: Sandbox) -> dict[str, Any]:
+    """The same idle hour with ``--source events,notifications`` and ``THREADS`` notification threads:
+    each cycle asks both lists conditionally (ETag, ``If-Modified-Since``); 304s cost no points."""
+    clock = SimClock()
+    fake, token = new_fake(clock, validate=cfg.validate)
+    seed_history(fake, HISTORY)
+    for number in range(1, THREADS + 1):
+        reason = ("review_requested", "mention", "subscribed")[number % 3]
+        fake.notify(USER, REPO, number, reason=reason, subject_type="PullRequest" if number % 2 else "Issue")
+    fork, _origin = sandbox.fork("symbiote-notifications")
+    with pygithub_on(clock):
+        observer = CountingObserver()
+        poller, storage = symbiote_poller(fake, token, fork, clock, observer=observer, sources="events,notifications")
+        poller.cycle()  # first run: a baseline of each source
+        points, index, commits, cycles = fake.points_used, len(fake.requests), observer.commits, observer.cycles
+        start = clock.now()
+        poller.opts.deadline = start + HOUR
+        poller.run()
+        requests, not_modified = _requests(fake, index)
+        with fake._lock:
+            notification_requests = sum(1 for r in fake.requests[index:] if r.path.startswith("/notifications"))
+        result = {
+            "threads": THREADS,
+            "points": fake.points_used - points,
+            "requests": requests,
+            "notification_requests": notification_requests,
+            "not_modified": not_modified,
+            "commits": observer.commits - commits,
+            "cycles": observer.cycles - cycles,
+            "simulated_s": round(clock.now() - start, 1),
+        }
+        storage.close()
+    fake.stop()
+    return result
 
 
 # --------------------------------------------------------------------------- 2. latency

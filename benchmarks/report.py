@@ -53,10 +53,15 @@ def sides(data: Any) -> list[str]:
 def _idle_rows(r: dict[str, Any]) -> list[str]:
     points = [num(get(r, "idle", s, "points")) for s in SIDES]
     requests = [f"{num(get(r, 'idle', s, 'requests'))} ({num(get(r, 'idle', s, 'not_modified'))})" for s in SIDES]
-    return [
+    rows = [
         row("1", "rate-limit points per idle hour (60 s interval, 300-event feed)", *points, "0"),
         row("1", "requests per idle hour (of which 304)", *requests, NA),
     ]
+    both = get(r, "idle", "symbiote_notifications")
+    if both:
+        what = f"... with notifications too (`--source events,notifications`, {both['threads']} threads)"
+        rows.append(row("1", what, num(both["points"]), NA, NA, "0"))
+    return rows
 
 
 def _latency_rows(r: dict[str, Any]) -> list[str]:
@@ -188,6 +193,13 @@ def _idle_details(r: dict[str, Any]) -> list[str]:
         lines.append(
             f"- {LABELS[side]}: {d['cycles']} cycles in {d['simulated_s']} s, {d['requests']} requests "
             f"({d['not_modified']} answered 304), {d['points']} points, {d['commits']} commits"
+        )
+    both = r["idle"].get("symbiote_notifications")
+    if both:
+        lines.append(
+            f"- Symbiote with both sources ({both['threads']} notification threads): {both['cycles']} cycles in "
+            f"{both['simulated_s']} s, {both['requests']} requests ({both['notification_requests']} to "
+            f"/notifications; {both['not_modified']} answered 304), {both['points']} points, {both['commits']} commits"
         )
     return lines
 

@@ -113,11 +113,14 @@ class Settings(BaseSettings):
     @classmethod
     def _sources(cls, value: Any) -> Any:
         items = _split_list(value)
+        if items == []:
+            return [Source.EVENTS]  # an empty SYMBIOTE_SOURCES (an unset Actions variable) means the default
         if isinstance(items, list):
             known = {source.value for source in Source}
             for item in items:
                 if str(item).strip().lower() not in known:
-                    raise ValueError(f"unknown source {str(item)[:40]!r}: use {' or '.join(sorted(known))}, comma-separated")
+                    choices = " or ".join(sorted(known))
+                    raise ValueError(f"unknown source {str(item)[:40]!r}: use {choices}, comma-separated")
             return list(dict.fromkeys(str(item).strip().lower() for item in items))
         return items
 

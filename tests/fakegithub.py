@@ -6,6 +6,8 @@ against GitHub's OpenAPI description (``tests/openapi.py``); violations are coll
 any. Header names and values follow real recorded responses (octokit fixtures): weak
 ``ETag`` with 304 on ``If-None-Match`` (free of rate limit), ``Link`` pagination,
 ``x-ratelimit-*``, ``X-Poll-Interval`` on the events feed, GitHub's error bodies.
+Notifications (``GET /notifications``, ``PATCH /notifications/threads/{id}``) answer
+``If-Modified-Since`` with a free 304 and refuse fine-grained (``github_pat_``) tokens.
 
     with FakeGitHub() as fake:
         fake.add_user("octo", "ghp_x")
@@ -61,6 +63,27 @@ MAX_FEED = 300  # the events API serves at most 300 events ...
 FEED_DAYS = 30  # ... of the last 30 days
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
+# GET /notifications: 50 a page by default and at most
+# (https://docs.github.com/rest/activity/notifications#list-notifications-for-the-authenticated-user).
+NOTIFICATIONS_PER_PAGE = 50
+NOTIFICATIONS_DOCS = "https://docs.github.com/rest/activity/notifications"
+LIST_NOTIFICATIONS_DOCS = f"{NOTIFICATIONS_DOCS}#list-notifications-for-the-authenticated-user"
+THREAD_ID_START = 10_000_000_001
+# ``participating=true`` keeps the threads the user takes part in or is mentioned in; a thread
+# they only watch (subscribed, manual) or that only concerns CI or security is left out
+# (https://docs.github.com/account-and-profile/managing-subscriptions-and-notifications-on-github/setting-up-notifications/about-notifications#notifications-and-subscriptions).
+PARTICIPATING_REASONS = frozenset(
+    {"assign", "author", "comment", "mention", "review_requested", "state_change", "team_mention"}
+)
+# Where a thread's ``subject.url`` points, by subject type (under /repos/{owner}/{repo}).
+SUBJECT_PATHS = {
+    "Issue": "issues",
+    "PullRequest": "pulls",
+    "Release": "releases",
+    "Discussion": "discussions",
+    "Commit": "commits",
+    "CheckSuite": "check-suites",
+}
 REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 CONTENT_KINDS = ("comment", "reaction", "label", "workflow_dispatch", "repository_dispatch")
 EXPOSE = (
@@ -286,6 +309,27 @@ class _FeedEvent:
 
 
 @dataclass
+class Thread:
+    """A notification thread in one user's inbox (``thread`` in the OpenAPI description).
+
+    One thread per (user, repository, subject); a new notification on the same subject
+    updates it (new ``reason`` and ``updated_at``, unread again) and keeps its id."""
+
+    id: int
+    user: str
+    repo: str
+    subject_type: str
+    subject_key: str
+    number: int | None
+    title: str
+    reason: str
+    updated_at: float
+    unread: bool = True
+    last_read_at: float | None = None
+    latest_comment_url: str | None = None
+
+
+@dataclass
 class _Bucket:
     limit: int
     used: int = 0
@@ -301,6 +345,7 @@ class Identity:
     login: str | None = None
     installation: Installation | None = None
     repositories: list[str] | None = None  # an installation token scoped to these repository names
+    fine_grained: bool = False  # a fine-grained personal access token (``github_pat_``): it has no scopes
 
 
 @dataclass
@@ -429,6 +474,7 @@ class FakeGitHub:
         self.installations: dict[str, Installation] = {}
         self.access_tokens: list[InstallationToken] = []
         self.app: App | None = None
+        self.threads: dict[int, Thread] = {}
 
         self.requests: list[RecordedRequest] = []
         self.early_requests: list[RecordedRequest] = []
@@ -455,6 +501,7 @@ class FakeGitHub:
             "push": itertools.count(20_000_000_001),
             "workflow": itertools.count(90_000_001),
             "installation": itertools.count(50_000_001),
+            "thread": itertools.count(THREAD_ID_START),
             "request": itertools.count(1),
         }
         self._lock = threading.RLock()
@@ -736,6 +783,129 @@ class FakeGitHub:
         """What the events API would list now (newest first, 30 days, at most 300)."""
         with self._lock:
             return copy.deepcopy(self._feed(login, self.now(), include_private))
+
+    # ------------------------------------------------------------------ notifications
+
+    def notify(
+        self,
+        user: str,
+        repo: str,
+        number: int | None = None,
+        *,
+        reason: str,
+        subject_type: str = "Issue",
+        title: str | None = None,
+        at: float | None = None,
+        latest_comment_url: str | None = None,
+    ) -> dict[str, Any]:
+        """Notify ``user`` about a subject of ``repo`` (issue/pull request ``number``; other
+        subject types are told apart by ``number`` or ``title``) and return the thread's JSON.
+
+        The first notification creates the thread; later ones update it: same id, the new
+        ``reason``, unread again, a later ``updated_at``. ``updated_at`` is max(now, the user's
+        newest update + 1 s), so ``If-Modified-Since`` (1 s resolution) never hides a change;
+        ``at`` sets it as given instead (a late or backdated notification). ``title`` defaults
+        to the issue's title when the issue exists. A private repository's threads are listed
+        too: a classic token with the ``repo`` scope sees them."""
+        with self._lock:
+            owner = self._user(user)
+            record = self._repo_record(repo)
+            if subject_type in ("Issue", "PullRequest") and number is None:
+                raise ValueError(f"a {subject_type} notification needs its number")
+            issue = self.issues.get((record.full_name.lower(), number)) if number is not None else None
+            key = str(number) if number is not None else (title or "")
+            thread = next(
+                (
+                    t
+                    for t in self.threads.values()
+                    if (t.user.lower(), t.repo, t.subject_type, t.subject_key)
+                    == (owner.login.lower(), record.full_name, subject_type, key)
+                ),
+                None,
+            )
+            if at is None:
+                newest = max((t.updated_at for t in self.threads.values() if t.user == owner.login), default=0.0)
+                updated = float(max(math.floor(self.now()), newest + 1))
+            else:
+                updated = float(math.floor(at))
+            default_title = issue.title if issue is not None else f"{subject_type} {key}".strip()
+            if thread is None:
+                thread = Thread(
+                    id=next(self._ids["thread"]),
+                    user=owner.login,
+                    repo=record.full_name,
+                    subject_type=subject_type,
+                    subject_key=key,
+                    number=number,
+                    title=title or default_title,
+                    reason=reason,
+                    updated_at=updated,
+                )
+                self.threads[thread.id] = thread
+            else:
+                thread.reason, thread.unread, thread.updated_at = reason, True, updated
+                thread.title = title or (issue.title if issue is not None else thread.title)
+            thread.latest_comment_url = latest_comment_url or self._latest_comment_url(thread)
+            data = self.thread_json(thread)
+            if self.validate:
+                self.spec_violations += [f"notify: {e}" for e in openapi.validate_schema("thread", data)]
+            return data
+
+    def review_requested(self, user: str, repo: str, number: int, *, by: str) -> dict[str, Any]:
+        """``by`` asks ``user`` to review pull request ``number`` (created, by ``by``, if missing)."""
+        with self._lock:
+            record = self._repo_record(repo)
+            if (record.full_name.lower(), number) not in self.issues:
+                self.add_issue(repo, number, f"Pull request {number}", author=by, pull=True)
+            return self.notify(user, repo, number, reason="review_requested", subject_type="PullRequest")
+
+    def mentioned(self, user: str, repo: str, number: int, *, by: str, body: str | None = None) -> dict[str, Any]:
+        """``by`` @mentions ``user`` in a comment on issue or pull request ``number`` (created if
+        missing); the comment lands in ``by``'s feed like any other, the thread points at it."""
+        with self._lock:
+            record = self._repo_record(repo)
+            issue = self.issues.get((record.full_name.lower(), number)) or self.add_issue(
+                repo, number, f"Issue {number}", author=by
+            )
+            comment = self._create_comment(issue, by, body or f"@{self._user(user).login} could you take a look?")
+            url = self.comment_json(comment)["url"]
+            subject = "PullRequest" if issue.pull else "Issue"
+            return self.notify(user, repo, number, reason="mention", subject_type=subject, latest_comment_url=url)
+
+    def notifications(self, user: str, all: bool = True) -> list[dict[str, Any]]:  # noqa: A002 - GitHub's parameter
+        """What ``GET /notifications`` would list for ``user`` (every page, most recently updated first)."""
+        with self._lock:
+            return [self.thread_json(t) for t in self._threads_of(self._user(user).login) if all or t.unread]
+
+    def thread(self, thread_id: int | str) -> dict[str, Any]:
+        """One thread's JSON (KeyError for an unknown id)."""
+        with self._lock:
+            return self.thread_json(self.threads[int(thread_id)])
+
+    def _threads_of(self, login: str) -> list[Thread]:
+        mine = [t for t in self.threads.values() if t.user.lower() == login.lower()]
+        return sorted(mine, key=lambda t: (t.updated_at, t.id), reverse=True)
+
+    def _notifications_modified(self, user: User) -> float:
+        """``Last-Modified`` of the user's list: their newest thread update (account creation when none)."""
+        return max((t.updated_at for t in self._threads_of(user.login)), default=math.floor(user.created_at))
+
+    def _subject_url(self, thread: Thread) -> str:
+        record = self._repo_record(thread.repo)
+        kind = SUBJECT_PATHS.get(thread.subject_type, thread.subject_type.lower() + "s")
+        if thread.subject_type == "Commit":
+            sub = hashlib.sha1(f"{thread.repo}:{thread.subject_key}".encode(), usedforsecurity=False).hexdigest()
+        else:
+            sub = str(thread.number if thread.number is not None else thread.id)
+        return self._api(f"{self._repo_path(record)}/{kind}/{sub}")
+
+    def _latest_comment_url(self, thread: Thread) -> str:
+        """The newest comment of the thread's issue, else the subject itself (as GitHub gives)."""
+        if thread.subject_type in ("Issue", "PullRequest"):
+            mine = [c for c in self.comments if c.repo == thread.repo and c.issue_number == thread.number]
+            if mine:
+                return self.comment_json(max(mine, key=lambda c: c.id))["url"]
+        return self._subject_url(thread)
 
     # ------------------------------------------------------------------ faults and limits
 
@@ -1163,6 +1333,32 @@ class FakeGitHub:
             "suspended_at": None,
         }
 
+    def minimal_repository_json(self, repo: Repo) -> dict[str, Any]:
+        """The ``minimal-repository`` a notification thread carries (no clone URLs, counts or permissions)."""
+        keep = set(openapi.raw_spec()["components"]["schemas"]["minimal-repository"]["required"])
+        return {key: value for key, value in self.repository_json(repo).items() if key in keep}
+
+    def thread_json(self, thread: Thread) -> dict[str, Any]:
+        """A ``thread`` as ``GET /notifications`` lists it (fields in GitHub's order)."""
+        url = self._api(f"/notifications/threads/{thread.id}")
+        subject_url = self._subject_url(thread)
+        return {
+            "id": str(thread.id),
+            "unread": thread.unread,
+            "reason": thread.reason,
+            "updated_at": iso(thread.updated_at),
+            "last_read_at": iso(thread.last_read_at) if thread.last_read_at is not None else None,
+            "subject": {
+                "title": thread.title,
+                "url": subject_url,
+                "latest_comment_url": thread.latest_comment_url or subject_url,
+                "type": thread.subject_type,
+            },
+            "repository": self.minimal_repository_json(self._repo_record(thread.repo)),
+            "url": url,
+            "subscription_url": f"{url}/subscription",
+        }
+
     def content_json(self, repo: Repo, path: str, ref: str) -> dict[str, Any]:
         data = repo.files[path]
         raw = data.encode() if isinstance(data, str) else data
@@ -1254,7 +1450,12 @@ class FakeGitHub:
             return self._authenticate_jwt(credential, now)
         login = self._tokens.get(credential)
         if login is not None and credential not in self._revoked:
-            return Identity("user", f"user:{login.lower()}", login=self.users[login.lower()].login)
+            return Identity(
+                "user",
+                f"user:{login.lower()}",
+                login=self.users[login.lower()].login,
+                fine_grained=credential.startswith("github_pat_"),
+            )
         token = self._installation_tokens.get(credential)
         if token is not None and token.expires_at > now:
             installation = next(i for i in self.installations.values() if i.id == token.installation_id)
@@ -1551,7 +1752,8 @@ class FakeGitHub:
         rate = self._rate_headers(bucket, now)
         for key, value in rate.items():
             response.headers.setdefault(key, value)
-        if identity.kind == "user" and identity.login:
+        # Fine-grained tokens have no scopes: GitHub sends them no X-OAuth-Scopes.
+        if identity.kind == "user" and identity.login and not identity.fine_grained:
             response.headers.setdefault("x-oauth-scopes", self._user(identity.login).scopes)
             response.headers.setdefault("x-accepted-oauth-scopes", "")
         if self.validate and known and response.raw is None:
@@ -1578,6 +1780,8 @@ class FakeGitHub:
         else:
             payload = b""
         empty = response.status in (204, 304) or method == "HEAD"
+        if response.status == 205:  # Reset Content: no body, but (not being 204/304) a Content-Length: 0
+            payload = b""
         handler.send_response(response.status)
         base = {
             "content-type": "application/json; charset=utf-8",
@@ -1591,7 +1795,7 @@ class FakeGitHub:
         if response.status == 200 and method == "GET":
             base["cache-control"] = "private, max-age=60, s-maxage=60"
         merged = {**base, **{k.lower(): v for k, v in response.headers.items()}}
-        if empty:
+        if empty or response.status == 205:
             merged.pop("content-type", None)
         for key, value in merged.items():
             handler.send_header(key, value)
@@ -1620,6 +1824,9 @@ class FakeGitHub:
         ("GET", r"/users/(?P<username>[^/]+)", "_get_user"),
         ("GET", r"/users/(?P<username>[^/]+)/events", "_get_user_events"),
         ("GET", r"/rate_limit", "_get_rate_limit"),
+        ("GET", r"/notifications", "_get_notifications"),
+        ("GET", r"/notifications/threads/(?P<thread_id>[^/]+)", "_get_thread"),
+        ("PATCH", r"/notifications/threads/(?P<thread_id>[^/]+)", "_patch_thread"),
         ("GET", r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)", "_get_repo"),
         ("GET", r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/contents(?:/(?P<path>.*))?", "_get_contents"),
         ("GET", r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/installation", "_get_repo_installation"),
@@ -1713,12 +1920,14 @@ class FakeGitHub:
         raise _not_found()
 
     @staticmethod
-    def _page_args(query: dict[str, str]) -> tuple[int, int]:
+    def _page_args(
+        query: dict[str, str], default: int = DEFAULT_PER_PAGE, maximum: int = MAX_PER_PAGE
+    ) -> tuple[int, int]:
         try:
-            per_page = int(query.get("per_page", DEFAULT_PER_PAGE))
+            per_page = int(query.get("per_page", default))
         except ValueError:
-            per_page = DEFAULT_PER_PAGE
-        per_page = DEFAULT_PER_PAGE if per_page < 1 else min(per_page, MAX_PER_PAGE)
+            per_page = default
+        per_page = default if per_page < 1 else min(per_page, maximum)
         try:
             page = max(1, int(query.get("page", 1)))
         except ValueError:
@@ -1742,8 +1951,10 @@ class FakeGitHub:
             parts.append(f'<{url(1)}>; rel="first"')
         return ", ".join(parts)
 
-    def _paginate(self, ctx: _Ctx, items: list[Any]) -> Response:
-        per_page, page = self._page_args(ctx.query)
+    def _paginate(
+        self, ctx: _Ctx, items: list[Any], default: int = DEFAULT_PER_PAGE, maximum: int = MAX_PER_PAGE
+    ) -> Response:
+        per_page, page = self._page_args(ctx.query, default, maximum)
         response = Response(200, items[(page - 1) * per_page : page * per_page])
         link = self._link(ctx, page, max(1, math.ceil(len(items) / per_page)))
         if link:
@@ -1789,6 +2000,90 @@ class FakeGitHub:
         visibility = "private" if include_private else "public"
         response.etag_key = f"events:{user.login.lower()}:{page}:{per_page}:{visibility}"
         return response
+
+    def _notification_owner(self, ctx: _Ctx, documentation_url: str) -> User:
+        """Whose inbox a request reads: the notification endpoints take classic tokens only
+        (https://docs.github.com/rest/activity/notifications#about-github-notifications),
+        with the ``notifications`` or ``repo`` scope."""
+        identity = ctx.identity
+        if identity.kind == "anonymous":
+            raise _error(401, "Requires authentication", documentation_url)
+        if identity.kind != "user" or not identity.login:
+            raise _error(403, "Resource not accessible by integration", documentation_url)
+        if identity.fine_grained:
+            raise _error(403, "Resource not accessible by personal access token", documentation_url)
+        user = self._user(identity.login)
+        scopes = {scope.strip() for scope in user.scopes.split(",")}
+        if not scopes & {"notifications", "repo"}:
+            body = error_body(403, "Missing the 'notifications' scope.", documentation_url)
+            raise _Reply(Response(403, body, headers={"x-accepted-oauth-scopes": "notifications, repo"}))
+        return user
+
+    def _flag(self, ctx: _Ctx, name: str) -> bool:
+        value = ctx.query.get(name, "false").lower()
+        if value not in ("true", "false"):
+            raise self._invalid(f'"{name}" is not a boolean: {value}')
+        return value == "true"
+
+    def _time_arg(self, ctx: _Ctx, name: str) -> float | None:
+        value = ctx.query.get(name)
+        if not value:
+            return None
+        try:
+            return parse_iso(value)
+        except ValueError:
+            raise self._invalid(f'"{name}" is not a timestamp: {value}') from None
+
+    def _get_notifications(self, ctx: _Ctx) -> Response:
+        user = self._notification_owner(ctx, LIST_NOTIFICATIONS_DOCS)
+        modified = self._notifications_modified(user)
+        headers = {
+            "last-modified": email.utils.formatdate(modified, usegmt=True),
+            "x-poll-interval": str(self.poll_interval),
+            "x-accepted-oauth-scopes": "notifications, repo",
+        }
+        # A list unchanged since If-Modified-Since is a 304, free of rate limit
+        # (https://docs.github.com/rest/activity/notifications#about-github-notifications).
+        since_header = ctx.headers.get("if-modified-since")
+        if since_header:
+            try:
+                seen = email.utils.parsedate_to_datetime(since_header).timestamp()
+            except (TypeError, ValueError):
+                seen = None
+            if seen is not None and seen >= math.floor(modified):
+                return Response(304, headers=headers, charged=False)
+        show_read, participating = self._flag(ctx, "all"), self._flag(ctx, "participating")
+        since, before = self._time_arg(ctx, "since"), self._time_arg(ctx, "before")
+        threads = [
+            t
+            for t in self._threads_of(user.login)
+            if (show_read or t.unread)
+            and (not participating or t.reason in PARTICIPATING_REASONS)
+            and (since is None or t.updated_at >= since)
+            and (before is None or t.updated_at < before)
+        ]
+        response = self._paginate(
+            ctx, [self.thread_json(t) for t in threads], NOTIFICATIONS_PER_PAGE, NOTIFICATIONS_PER_PAGE
+        )
+        response.headers.update(headers)
+        return response
+
+    def _thread_for(self, user: User, thread_id: str) -> Thread:
+        thread = self.threads.get(int(thread_id)) if thread_id.isdigit() else None
+        if thread is None or thread.user.lower() != user.login.lower():
+            raise _not_found()
+        return thread
+
+    def _get_thread(self, ctx: _Ctx, thread_id: str) -> Response:
+        user = self._notification_owner(ctx, f"{NOTIFICATIONS_DOCS}#get-a-thread")
+        return Response(200, self.thread_json(self._thread_for(user, thread_id)))
+
+    def _patch_thread(self, ctx: _Ctx, thread_id: str) -> Response:
+        """Mark a thread read (205 Reset Content); its ``updated_at`` stays."""
+        user = self._notification_owner(ctx, f"{NOTIFICATIONS_DOCS}#mark-a-thread-as-read")
+        thread = self._thread_for(user, thread_id)
+        thread.unread, thread.last_read_at = False, ctx.now
+        return Response(205)
 
     def _get_rate_limit(self, ctx: _Ctx) -> Response:
         bucket = self._bucket(ctx.identity, ctx.now)

@@ -433,8 +433,9 @@ def test_action_runs_end_to_end(world: World, bare_origin: Path) -> None:
 
     # Outputs, through the action's `outputs:` expressions.
     out = job.outputs
-    assert set(out) == {"events-processed", "actions-taken", "session-id"}
+    assert set(out) == {"events-processed", "actions-taken", "notifications-processed", "session-id"}
     assert out["actions-taken"] == "2"
+    assert out["notifications-processed"] == "0"  # the notifications source is off by default
     assert int(out["events-processed"]) >= 2
     assert re.fullmatch(r"[A-Za-z0-9._:-]{8,}", out["session-id"]), out["session-id"]
     acks = [c for c in fake.comments_on("octo/hello", 1) if "<!-- symbiote:" in c.body]
@@ -492,7 +493,7 @@ def test_action_with_empty_token_fails_clearly(world: World) -> None:
     assert poll.name == "Poll"
     assert poll.returncode == 1
     assert "::error title=Symbiote::the github-token input is empty" in poll.log
-    assert job.outputs == {"events-processed": "", "actions-taken": "", "session-id": ""}
+    assert job.outputs == {"events-processed": "", "actions-taken": "", "notifications-processed": "", "session-id": ""}
     assert not world.fake.requests
 
 

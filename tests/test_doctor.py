@@ -30,6 +30,9 @@ except ImportError:
     from openapi import github_dir  # type: ignore[no-redef]
 
 from symbiote_cli.cli.commands.doctor import render_table
+from symbiote_cli.core.errors import GitHubError, RateLimitedError
+from symbiote_cli.core.models import Source
+from symbiote_cli.github.client import GitHubClient, NotificationsPage
 from symbiote_cli.settings import Settings
 from symbiote_cli.storage.branch import Storage
 from symbiote_cli.wiring.doctor import (
@@ -176,6 +179,7 @@ def test_everything_in_place_passes(fake: ActionsFake, fork: Path) -> None:
         "token": "pass",
         "token kind and scopes": "pass",
         "private events visible": "pass",
+        "notifications readable": "pass",
         "storage branch": "pass",
         "Actions in the fork": "pass",
         "worker": "pass",
@@ -185,6 +189,7 @@ def test_everything_in_place_passes(fake: ActionsFake, fork: Path) -> None:
     assert "requests left this hour" in checks["token"].detail
     assert checks["token kind and scopes"].detail == "personal access token (classic); scopes: repo, workflow"
     assert "1 private of the latest 2 events" in checks["private events visible"].detail
+    assert "not polled: set SYMBIOTE_SOURCES=events,notifications" in checks["notifications readable"].detail
     assert "readable and pushable ('origin'" in checks["storage branch"].detail
     assert checks["Actions in the fork"].detail == "octo/symbiote: symbiote-main.yml, symbiote-auth.yml active"
     assert checks["worker"].detail == "https://worker.example/health answered ok (symbiote 0.1.0)"
@@ -244,6 +249,109 @@ def test_fine_grained_token_without_the_events_permission(fake: ActionsFake, for
     assert "Read-only" in check.fix
     fake.add_user("octo", token, private_events_visible=True)
     assert doctor(make_settings(fake, fork, gh_pat=token))["private events visible"].status is Status.PASS
+
+
+BOTH = [Source.EVENTS, Source.NOTIFICATIONS]
+CANNOT = "this token cannot read notifications (fine-grained tokens cannot)"
+
+
+def test_notifications_polled_with_a_classic_token(fake: ActionsFake, fork: Path) -> None:
+    fake.review_requested("octo", "octo/secret", 1, by="alice")
+    checks = doctor(make_settings(fake, fork, sources=BOTH))
+    check = checks["notifications readable"]
+    assert check.status is Status.PASS
+    assert "polled (SYMBIOTE_SOURCES includes notifications)" in check.detail
+    assert "Private work" not in check.detail  # a thread's title is never shown
+    assert all_passed(list(checks.values()))
+    asked = fake.requests_to("GET", r"^/notifications$")
+    assert [(r.status, r.query.get("per_page")) for r in asked] == [(200, "1")]
+
+
+def test_fine_grained_token_cannot_read_notifications(fake: ActionsFake, fork: Path) -> None:
+    token = "github_pat_" + secrets.token_hex(20)
+    fake.add_user("octo", token)
+    polled = doctor(make_settings(fake, fork, gh_pat=token, sources=BOTH))
+    check = polled["notifications readable"]
+    assert check.status is Status.FAIL
+    assert check.detail.startswith(CANNOT)
+    assert "so the run would poll events only" in check.detail
+    assert "use a classic token with the notifications scope" in check.fix
+    assert "keep SYMBIOTE_SOURCES=events" in check.fix
+    assert not all_passed(list(polled.values()))
+    # Not polled: the same fact is a line of information, and doctor passes.
+    quiet = doctor(make_settings(fake, fork, gh_pat=token))
+    check = quiet["notifications readable"]
+    assert check.status is Status.SKIP
+    assert check.detail.startswith(CANNOT)
+    assert "not polled (SYMBIOTE_SOURCES=events)" in check.detail
+    assert "SYMBIOTE_SOURCES=events,notifications" in check.fix
+    assert all_passed(list(quiet.values()))
+    assert not fake.requests_to("GET", r"^/notifications")  # its prefix says it all: no refused request
+    for found in (*polled.values(), *quiet.values()):
+        assert token not in found.detail + found.fix
+
+
+def test_classic_token_without_the_notifications_scope(fake: ActionsFake, fork: Path) -> None:
+    fake.add_user("octo", fake.token, scopes="public_repo")
+    check = doctor(make_settings(fake, fork, sources=BOTH))["notifications readable"]
+    assert check.status is Status.FAIL
+    assert "neither the notifications nor the repo scope" in check.detail
+    assert [r.status for r in fake.requests_to("GET", r"^/notifications$")] == [403]
+    fake.add_user("octo", fake.token, scopes="notifications")
+    assert doctor(make_settings(fake, fork, sources=BOTH))["notifications readable"].status is Status.PASS
+
+
+class StubClient(GitHubClient):
+    """Answers ``list_notifications`` with ``answer`` (raised when it is an exception)."""
+
+    def __init__(self, answer: NotificationsPage | Exception, scopes: str | None = None) -> None:
+        super().__init__("ghp_stub", "https://api.invalid")
+        self.answer = answer
+        self.oauth_scopes = scopes
+        self.asked = 0
+
+    def list_notifications(
+        self, *, if_modified_since: str | None = None, page: int = 1, per_page: int = 50
+    ) -> NotificationsPage:
+        self.asked += 1
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def _decide(kind: str, answer: NotificationsPage | Exception, *, polled: bool, scopes: str | None = None) -> Check:
+    settings = Settings(_env_file=None, sources=BOTH if polled else [Source.EVENTS])  # type: ignore[call-arg]
+    checker = Doctor(settings, env={})
+    checker.client, checker.token_ok, checker.kind = StubClient(answer, scopes), True, kind
+    return checker.check_notifications()
+
+
+def test_notifications_decision_for_each_answer() -> None:
+    page = NotificationsPage(status=200, notifications=[], last_modified=None, poll_interval=60, has_next=False)
+    refused = GitHubError("GitHub answered 403 to GET /notifications", 403)
+    assert _decide("classic", page, polled=True).status is Status.PASS
+    assert _decide("classic", page, polled=False).status is Status.PASS
+    assert _decide("classic", refused, polled=True, scopes="repo").status is Status.FAIL
+    assert _decide("classic", refused, polled=False, scopes="repo").status is Status.SKIP
+    app = _decide("installation", refused, polled=True)
+    assert (app.status, app.detail.split(";")[0]) == (
+        Status.FAIL,
+        "this token cannot read notifications (app tokens like GITHUB_TOKEN cannot)",
+    )
+    assert _decide(
+        "unknown", GitHubError("GitHub answered 404 to GET /notifications", 404), polled=True
+    ).detail.startswith(CANNOT)
+    # A rate limit (a 403 too) or an outage says nothing about the token: warn, never fail.
+    waited = _decide("classic", RateLimitedError("GitHub rate limit (403) on GET /notifications", 0.0), polled=True)
+    assert waited.status is Status.WARN
+    assert "could not check notifications" in waited.detail
+    assert _decide("classic", GitHubError("GitHub answered 502", 502), polled=True).status is Status.WARN
+    fine = Doctor(Settings(_env_file=None, sources=BOTH), env={})  # type: ignore[call-arg]
+    stub = StubClient(page)
+    fine.client, fine.token_ok, fine.kind = stub, True, "fine-grained"
+    assert fine.check_notifications().status is Status.FAIL
+    assert stub.asked == 0
+    assert Doctor(Settings(_env_file=None), env={}).check_notifications().status is Status.SKIP  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(
@@ -403,7 +511,7 @@ def test_table_and_json_output(fake: ActionsFake, fork: Path) -> None:
     assert "all checks passed" not in text
     report = json_report(checks)
     assert report["ok"] is False
-    assert report["checks"][4] == {
+    assert report["checks"][5] == {
         "check": "Actions in the fork",
         "status": "fail",
         "detail": "octo/nope does not exist or the token cannot see it",
@@ -411,7 +519,10 @@ def test_table_and_json_output(fake: ActionsFake, fork: Path) -> None:
     }
 
 
-def _cli(fake: FakeGitHub, fork: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(
+    fake: FakeGitHub, fork: Path, home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SYMBIOTE_", "GITHUB_", "GH_", "GIT_"))}
     assert fake.token is not None
     env.update(
@@ -427,6 +538,7 @@ def _cli(fake: FakeGitHub, fork: Path, home: Path, *args: str) -> subprocess.Com
             "GIT_CONFIG_NOSYSTEM": "1",
             "NO_COLOR": "1",
             "COLUMNS": "120",
+            **extra,
         }
     )
     return subprocess.run(
@@ -446,7 +558,7 @@ def test_doctor_command_exit_codes_and_no_token_in_output(fake: ActionsFake, for
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert report["ok"] is True
-    assert [c["status"] for c in report["checks"]] == ["pass", "pass", "pass", "pass", "pass", "skip", "pass"]
+    assert [c["status"] for c in report["checks"]] == ["pass", "pass", "pass", "pass", "pass", "pass", "skip", "pass"]
     table = _cli(fake, fork, tmp_path / "home")
     assert table.returncode == 0, table.stderr
     assert "all checks passed" in table.stdout
@@ -457,3 +569,22 @@ def test_doctor_command_exit_codes_and_no_token_in_output(fake: ActionsFake, for
     assert "checks failed: token" in failed.stderr
     for output in (done, table, failed):
         assert fake.token not in output.stdout + output.stderr
+
+
+def test_doctor_command_fails_for_polled_notifications_with_a_fine_grained_token(
+    fake: ActionsFake, fork: Path, tmp_path: Path
+) -> None:
+    token = "github_pat_" + secrets.token_hex(20)
+    fake.add_user("octo", token)
+    fake.token = token
+    failed = _cli(fake, fork, tmp_path / "home", "--json", env={"SYMBIOTE_SOURCES": "events,notifications"})
+    assert failed.returncode == 1, failed.stderr
+    report = json.loads(failed.stdout)
+    by_name = {c["check"]: c for c in report["checks"]}
+    assert by_name["notifications readable"]["status"] == "fail"
+    assert "checks failed: notifications readable" in failed.stderr
+    passed = _cli(fake, fork, tmp_path / "home", "--json")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert {c["check"]: c["status"] for c in json.loads(passed.stdout)["checks"]}["notifications readable"] == "skip"
+    for output in (failed, passed):
+        assert token not in output.stdout + output.stderr

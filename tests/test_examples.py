@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from symbiote_cli.core.models import ActionKind, AuthMode, Event, Route
+from symbiote_cli.core.models import ActionKind, AuthMode, Event, Notification, Route
 from symbiote_cli.core.rules import RulesPlanner
 from symbiote_cli.core.rulesfile import load_rules_file
 from symbiote_cli.settings import Settings
@@ -39,7 +39,7 @@ TYPES = {
     "pull_request_review_comment": "PullRequestReviewCommentEvent",
 }
 PAYLOAD_KEYS = ("action", "issue", "comment", "pull_request", "number", "review", "changes")
-COVERED = {"quiet.yml", "triage.yml", "deploy.yml"}
+COVERED = {"quiet.yml", "triage.yml", "deploy.yml", "notifications.yml"}
 
 
 @pytest.fixture(autouse=True)
@@ -241,3 +241,96 @@ def test_deploy_explain_from_the_command_line(tmp_path: Path) -> None:
     assert "  match 1 deploy (dispatch): matched" in done.stdout
     assert "dispatch deploy.yml in Codertocat/symbiote (ref main" in done.stdout
     assert "route: user (sensitive action: dispatch with the user's token)" in done.stdout
+
+
+# -- notifications ------------------------------------------------------------------------------------
+
+
+def notification(reason: str, subject: str, *, number: int | None = 1, private: bool = False) -> Notification:
+    """A thread as ``GET /notifications`` lists it (https://docs.github.com/rest/activity/notifications),
+    in the repository of GitHub's webhook examples."""
+    repo = _webhooks()["issues"][0]["repository"]
+    path = {"Issue": "issues", "PullRequest": "pulls"}.get(subject)
+    url = f"https://api.github.com/repos/{repo['full_name']}/{path}/{number}" if path and number else None
+    return Notification.model_validate(
+        {
+            "id": "5000",
+            "reason": reason,
+            "unread": True,
+            "updated_at": "2019-05-15T15:20:21Z",
+            "last_read_at": None,
+            "subject": {"title": "Update the README", "url": url, "latest_comment_url": None, "type": subject},
+            "repository": {**repo, "private": private},
+            "url": "https://api.github.com/notifications/threads/5000",
+        }
+    )
+
+
+def test_notifications_thank_review_requests_and_mark_them_read() -> None:
+    [request] = planner("notifications.yml").plan(notification("review_requested", "PullRequest", number=2), "octocat")
+    assert (request.kind, request.repo, request.issue_number) == (ActionKind.COMMENT, "Codertocat/Hello-World", 2)
+    assert request.body == "Thanks — I'll review this soon."
+    assert request.thread_id == "5000"
+    assert request.idempotency_key == "ack-reviews-n5000-20190515T152021Z"
+
+
+@pytest.mark.parametrize("subject", ["Issue", "PullRequest"])
+def test_notifications_answer_direct_mentions(subject: str) -> None:
+    [request] = planner("notifications.yml").plan(notification("mention", subject), "octocat")
+    assert request.kind is ActionKind.COMMENT
+    assert request.body == "Thanks for the mention: octocat has seen it and will answer here."
+    assert request.thread_id == "5000"
+
+
+def test_notifications_react_to_team_mentions_and_leave_them_unread() -> None:
+    [request] = planner("notifications.yml").plan(notification("team_mention", "Issue"), "octocat")
+    assert (request.kind, request.reaction, request.thread_id) == (ActionKind.REACTION, "eyes", None)
+
+
+@pytest.mark.parametrize(
+    ("reason", "subject"),
+    [
+        ("subscribed", "PullRequest"),
+        ("review_requested", "Issue"),
+        ("mention", "Discussion"),
+        ("ci_activity", "CheckSuite"),
+    ],
+)
+def test_notifications_leave_the_rest_alone(reason: str, subject: str) -> None:
+    assert planner("notifications.yml").plan(notification(reason, subject), "octocat") == []
+
+
+def test_notifications_example_leaves_events_alone() -> None:
+    assert planner("notifications.yml").plan(webhook_event("issues", "opened"), "Codertocat") == []
+
+
+def test_notifications_explain_from_the_command_line(tmp_path: Path) -> None:
+    item = notification("review_requested", "PullRequest", number=2, private=True)
+    path = tmp_path / "notification.json"
+    path.write_text(item.model_dump_json(), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYMBIOTE_", "GITHUB_", "GH_"))}
+    env.update({"NO_COLOR": "1", "COLUMNS": "200"})
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "symbiote_cli", "rules", "explain", str(path),
+            "--user", "octocat", "--rules", str(EXAMPLES / "notifications.yml"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
+        "notification n5000-20190515T152021Z review_requested on PullRequest Codertocat/Hello-World#2 (private),"
+        " for @octocat"
+    )
+    assert "  match 1 ack-reviews (comment): matched" in lines
+    assert (
+        "  comment on Codertocat/Hello-World#2, then mark the notification thread read"
+        " (key ack-reviews-n5000-20190515T152021Z, auth user, thread 5000)"
+    ) in lines
+    assert lines[-1] == "route: user (private repo: comment with the user's token)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from symbiote_cli.core.clock import FakeClock
-from symbiote_cli.core.errors import AuthError, GitHubError
+from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError
 from symbiote_cli.core.models import ActionKind, ActionRequest, ActionStatus, AuthMode
 from symbiote_cli.flows.execute import AMBIGUOUS_ATTEMPTS, Executor
 
@@ -114,3 +114,104 @@ def test_app_requests_use_the_app_client_for_public_repos_only() -> None:
     run(comment("private").model_copy(update={"auth": AuthMode.APP, "private": True}))
     assert app.calls.count("create_comment") == 1
     assert user.calls.count("create_comment") == 1
+
+
+# -- marking a notification thread read (a rule's mark_read) ----------------------------------------
+
+
+def thread(thread_id: str = "77") -> dict[str, object]:
+    return {"id": thread_id, "reason": "review_requested", "unread": True, "updated_at": "2026-11-24T10:00:00Z"}
+
+
+def marking(key: str = "ack-reviews-n77-20261124T100000Z", thread_id: str = "77") -> ActionRequest:
+    return comment(key).model_copy(update={"thread_id": thread_id})
+
+
+def test_a_done_action_marks_its_thread_read() -> None:
+    github = InMemoryGitHub(notifications=[thread()])
+    result = executor(github).execute(marking())
+    assert result.status is ActionStatus.DONE
+    assert result.detail == "comment posted; thread marked read"
+    assert github.calls == ["list_issue_comments", "create_comment", "mark_thread_read"]
+    assert github.notifications[0]["unread"] is False
+
+
+def test_an_action_already_done_still_marks_its_thread_read() -> None:
+    github = InMemoryGitHub(notifications=[thread()])
+    executor(github).execute(marking())
+    github.notifications[0]["unread"] = True  # read elsewhere, then updated again: unread
+    again = executor(github).execute(marking())
+    assert again.status is ActionStatus.ALREADY_DONE
+    assert again.detail == "comment already posted; thread marked read"
+    assert github.calls.count("create_comment") == 1
+    assert github.notifications[0]["unread"] is False
+
+
+@pytest.mark.parametrize(
+    "error", [GitHubError("Resource not accessible by personal access token", 403), GitHubError("timed out", None)]
+)
+def test_failing_to_mark_read_does_not_fail_the_action(error: GitHubError, caplog: pytest.LogCaptureFixture) -> None:
+    github = InMemoryGitHub(notifications=[thread()])
+    github.fail_next["mark_thread_read"] = [error]
+    result = executor(github).execute(marking())
+    assert result.status is ActionStatus.DONE
+    assert result.detail == f"comment posted; could not mark the thread read ({error.message})"
+    assert github.notifications[0]["unread"] is True
+    assert len(github.comments[(REPO, 1)]) == 1
+    assert "notification thread 77: could not mark it read" in caplog.text
+
+
+def test_an_unknown_thread_is_reported_not_failed() -> None:
+    github = InMemoryGitHub()
+    result = executor(github).execute(marking(thread_id="404"))
+    assert result.status is ActionStatus.DONE
+    assert result.detail.startswith("comment posted; could not mark the thread read (GitHub answered 404")
+
+
+def test_no_thread_is_marked_without_mark_read_or_when_the_action_failed() -> None:
+    github = InMemoryGitHub(notifications=[thread()])
+    executor(github).execute(comment())
+    assert "mark_thread_read" not in github.calls
+    github.fail_next["create_comment"] = [GitHubError("Not Found", 404)]
+    failed = executor(github).execute(marking("other"))
+    assert failed.status is ActionStatus.FAILED
+    assert "mark_thread_read" not in github.calls
+    assert github.notifications[0]["unread"] is True
+
+
+def test_the_thread_is_marked_read_with_the_users_token_even_when_the_app_acts() -> None:
+    user, app = InMemoryGitHub(notifications=[thread()]), InMemoryGitHub()
+    run = Executor(as_api(user), FakeClock(), app_clients=lambda _repo: as_api(app)).execute
+    result = run(marking().model_copy(update={"auth": AuthMode.APP}))
+    assert result.detail == "comment posted; thread marked read"
+    assert app.calls == ["list_issue_comments", "create_comment"]
+    assert user.calls == ["mark_thread_read"]
+
+
+def test_auth_and_rate_limit_errors_while_marking_read_reach_the_loop() -> None:
+    github = InMemoryGitHub(notifications=[thread()])
+    github.fail_next["mark_thread_read"] = [RateLimitedError("rate limited", retry_at=60.0)]
+    with pytest.raises(RateLimitedError):
+        executor(github).execute(marking())
+    # Next time the comment is found (its marker) and the thread is marked read: one comment in all.
+    again = executor(github).execute(marking())
+    assert (again.status, again.detail) == (ActionStatus.ALREADY_DONE, "comment already posted; thread marked read")
+    assert len(github.comments[(REPO, 1)]) == 1
+
+
+def test_a_dispatch_is_never_repeated_for_want_of_marking_read() -> None:
+    github = InMemoryGitHub(notifications=[thread()])
+    github.fail_next["mark_thread_read"] = [RateLimitedError("rate limited", retry_at=60.0)]
+    request = ActionRequest(kind=ActionKind.DISPATCH, repo=REPO, workflow="ci.yml", idempotency_key="d", thread_id="77")
+    result = executor(github).execute(request)
+    assert result.status is ActionStatus.DONE
+    assert result.detail == "dispatched ci.yml; could not mark the thread read (rate limited)"
+    assert len(github.dispatches) == 1
+
+
+def test_dry_run_says_it_would_also_mark_the_thread_read() -> None:
+    github = InMemoryGitHub(notifications=[thread()])
+    result = executor(github, dry_run=True).execute(marking())
+    assert result.status is ActionStatus.PLANNED
+    assert result.detail == f"would comment on {REPO}#1, then mark the notification thread read"
+    assert github.calls == []

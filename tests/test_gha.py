@@ -16,6 +16,7 @@ import pytest
 from symbiote_cli.cli import gha
 from symbiote_cli.cli.gha import RunSummary
 from symbiote_cli.core.errors import AuthError, SupersededError
+from symbiote_cli.flows.poll import RunStats
 
 HOSTILE = "pwn | `x` <img src=x onerror=alert(1)> [link](https://evil.example) @octocat\n::warning::owned\r\n| a | b |"
 
@@ -368,6 +369,8 @@ def test_summary_markdown_minimal_and_running() -> None:
     assert "Dry run" in md
     assert md.count("_None._") == 2
     assert "Warning" not in md
+    assert rows["Sources"] == "events"
+    assert "Notifications by reason" not in md  # an events-only run shows no notifications table
 
 
 def test_summary_markdown_partial_rate_limit_and_many_types() -> None:
@@ -385,6 +388,37 @@ def test_run_summary_serialises() -> None:
     assert again == summary
     assert summary.events_processed == 6
     assert summary.duration == 5 * 3600 + 45 * 60
+
+
+def test_summary_markdown_shows_sources_and_notifications_by_reason() -> None:
+    md = gha.summary_markdown(
+        _summary(
+            sources=["events", "notifications"],
+            events_by_route={"app": 3, "ignore": 2},
+            notifications_by_reason={"mention": 1, "review_requested": 2},
+        )
+    )
+    rows = {r[0]: r[1] for r in _table_rows(md) if len(r) == 2}
+    assert rows["Sources"] == "events, notifications"
+    assert rows["Events processed"] == "5 (3 of them notifications)"
+    assert "#### Notifications by reason" in md
+    assert "| Reason | Notifications |" in md
+    reason_rows = [r for r in _table_rows(md) if r[0] in {"review\\_requested", "mention"}]
+    assert reason_rows == [["review\\_requested", "2"], ["mention", "1"]]
+    idle = gha.summary_markdown(_summary(sources=["events", "notifications"]))
+    assert "#### Notifications by reason\n\n_None._" in idle
+
+
+def test_summary_markdown_warns_when_a_source_was_turned_off() -> None:
+    warning = "GitHub refused to list notifications (403): fine-grained ones cannot | <b>polling events</b>"
+    md = gha.summary_markdown(_summary(sources=["events"], source_warnings=[warning]))
+    rows = {r[0]: r[1] for r in _table_rows(md) if len(r) == 2}
+    assert rows["Sources"] == "events"
+    assert "> **Warning**: GitHub refused to list notifications \\(403\\)" in md
+    assert re.search(r"(?<!\\)<", md) is None
+    for row in _table_rows(md):
+        assert len(row) == 2, row
+    assert "#### Notifications by reason" in md
 
 
 # ---------------------------------------------------------------- report_run
@@ -425,6 +459,7 @@ def test_summary_from_stats() -> None:
     assert summary.duration == 3600
     assert summary.rate_limit_used is None
     assert summary.dry_run is False
+    assert (summary.sources, summary.notifications_by_reason, summary.source_warnings) == (["events"], {}, [])
     unfinished = gha.summary_from_stats(FakeStats(session_id=None, ended_at=0.0))
     assert unfinished.session_id == ""
     assert unfinished.ended_at is None
@@ -437,12 +472,25 @@ def test_summary_from_stats_reads_optional_extras() -> None:
     assert (summary.rate_limit_used, summary.rate_limit_remaining, summary.dry_run) == (10, 4990, True)
 
 
+def test_summary_from_poll_run_stats_reads_notifications() -> None:
+    stats = RunStats(session_id="s", user="octo", started_at=1.0, ended_at=2.0)
+    stats.sources = ("events",)
+    stats.notifications_by_reason.update({"review_requested": 1, "mention": 1})
+    stats.source_warnings.append("GitHub refused to list notifications (403)")
+    summary = gha.summary_from_stats(stats)
+    assert summary.sources == ["events"]
+    assert summary.notifications_by_reason == {"review_requested": 1, "mention": 1}
+    assert summary.notifications_processed == 2
+    assert summary.source_warnings == ["GitHub refused to list notifications (403)"]
+
+
 def test_report_run_writes_outputs_and_summary(tmp_path: Path) -> None:
     env = _actions_env(tmp_path)
     out = io.StringIO()
     gha.report_run(FakeStats(), None, env=env, stream=out)
     assert _parse_output_file((tmp_path / "output").read_text()) == {
         "events-processed": "3",
+        "notifications-processed": "0",
         "actions-taken": "2",
         "session-id": "sess-9",
     }
@@ -479,6 +527,7 @@ def test_report_run_hides_text_of_unexpected_errors(tmp_path: Path) -> None:
     assert out.getvalue() == "::error title=Symbiote poll failed::unexpected RuntimeError; see the log\n"
     assert _parse_output_file((tmp_path / "output").read_text()) == {
         "events-processed": "0",
+        "notifications-processed": "0",
         "actions-taken": "0",
         "session-id": "",
     }
@@ -507,3 +556,15 @@ def test_report_run_outside_actions_and_on_io_errors(tmp_path: Path) -> None:
         "::warning title=Symbiote::could not write step outputs: FileNotFoundError",
         "::warning title=Symbiote::could not write the job summary: FileNotFoundError",
     ]
+
+
+def test_report_run_outputs_notifications_processed(tmp_path: Path) -> None:
+    stats = SimpleNamespace(
+        **vars(FakeStats(events_by_route=Counter({"app": 4}))),
+        sources=("events", "notifications"),
+        notifications_by_reason=Counter({"review_requested": 2, "mention": 1}),
+    )
+    gha.report_run(stats, None, env=_actions_env(tmp_path), stream=io.StringIO())
+    outputs = _parse_output_file((tmp_path / "output").read_text())
+    assert (outputs["events-processed"], outputs["notifications-processed"]) == ("4", "3")
+    assert "#### Notifications by reason" in (tmp_path / "summary.md").read_text()

@@ -15,6 +15,7 @@ from symbiote_cli.core.models import (
     ActionResult,
     ActionStatus,
     Event,
+    Notification,
     Route,
     RouteDecision,
 )
@@ -47,7 +48,23 @@ def event(repo: str = "octo/hello", public: bool = True, event_id: str = "400000
     )
 
 
-def decision(ev: Event, route: Route) -> RouteDecision:
+def notification(reason: str, thread: str, repo: str = "octo/hello", private: bool = False) -> Notification:
+    return Notification.model_validate(
+        {
+            "id": thread,
+            "reason": reason,
+            "updated_at": "2026-01-02T03:04:05Z",
+            "subject": {
+                "title": "Secret launch date",
+                "type": "Issue",
+                "url": f"https://api.github.com/repos/{repo}/issues/3",
+            },
+            "repository": {"full_name": repo, "private": private},
+        }
+    )
+
+
+def decision(ev: Event | Notification, route: Route) -> RouteDecision:
     return RouteDecision(event_id=ev.id, type=ev.type, repo=ev.repo_name, route=route, reason="because")
 
 
@@ -185,3 +202,22 @@ def test_progress_is_silent_off_a_terminal_and_track_counts() -> None:
         bar.advance(5)
     assert bar.completed == 5
     assert out.export_text() == ""
+
+
+def test_live_view_shows_notifications_by_reason_apart_from_event_routes() -> None:
+    observer = LiveObserver(console(), now=lambda: NOW, live=False)
+    assert "notifications" not in text_of(observer)  # nothing shown for a source that brought nothing
+    ev = event()
+    observer.decided(ev, decision(ev, Route.USER))
+    items = [
+        notification("review_requested", "1"),
+        notification("mention", "2", repo="octo/secret-plans", private=True),
+        notification("review_requested", "3"),
+    ]
+    for item in items:
+        observer.decided(item, decision(item, Route.APP))
+    text = text_of(observer)
+    assert "events user 1 " in text  # notifications are not counted as events
+    assert "notifications review_requested 2, mention 1" in text
+    assert "Secret launch date" not in text
+    assert "secret-plans" not in text

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 
 import pytest
 
-from symbiote_cli.cli.output import ActionsObserver, setup_logging
-from symbiote_cli.core.models import ActionRequest, ActionResult, Event, RouteDecision
+from symbiote_cli.cli.output import ActionsObserver, LineObserver, setup_logging
+from symbiote_cli.core.models import ActionRequest, ActionResult, Event, Notification, RouteDecision
+from symbiote_cli.core.privacy import repo_key
 from symbiote_cli.core.redaction import REDACT, Redactor
 from symbiote_cli.flows.poll import CycleReport
 
@@ -79,3 +81,84 @@ def test_actions_observer_groups_cycles_and_annotates(capsys: pytest.CaptureFixt
     assert "::warning title=Gap in the event feed::gap:" in out
     assert "octo/secret" not in out  # a public Actions log never names a private repo
     assert out.count("::group::") == 1  # idle cycles open no group
+
+
+TITLE = "Quarterly layoffs plan"  # a private subject title: it must never be printed
+
+
+def notification(
+    repo: str = "octo/hello", *, private: bool = False, reason: str = "review_requested", thread: str = "123"
+) -> Notification:
+    return Notification.model_validate(
+        {
+            "id": thread,
+            "reason": reason,
+            "unread": True,
+            "updated_at": "2026-01-02T03:04:05Z",
+            "subject": {
+                "title": TITLE,
+                "type": "PullRequest",
+                "url": f"https://api.github.com/repos/{repo}/pulls/5",
+                "latest_comment_url": None,
+            },
+            "repository": {"full_name": repo, "private": private, "html_url": f"https://github.com/{repo}"},
+        }
+    )
+
+
+def routed(item: Notification, route: str = "app") -> RouteDecision:
+    return RouteDecision(event_id=item.id, type=item.type, repo=item.repo_name, route=route, reason="comment planned")
+
+
+def test_line_observer_shows_a_notification_by_its_reason_never_its_title() -> None:
+    stream = io.StringIO()
+    observer = LineObserver(reveal_private=False, stream=stream)
+    public, secret = notification(), notification("octo/secret", private=True, reason="mention", thread="124")
+    observer.decided(public, routed(public))
+    observer.decided(secret, routed(secret, "user"))
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        "notification n123-20260102T030405Z review_requested octo/hello -> app: comment planned",
+        f"notification n124-20260102T030405Z mention {repo_key('octo/secret')} -> user: (private repo)",
+    ]
+    assert TITLE not in stream.getvalue()
+
+
+def test_json_lines_mark_notifications_with_their_reason() -> None:
+    stream = io.StringIO()
+    observer = LineObserver(reveal_private=False, as_json=True, stream=stream)
+    secret = notification("octo/secret", private=True, reason="team_mention")
+    observer.decided(secret, routed(secret))
+    observer.cycle_finished(CycleReport(number=4, status="events", new=3, notifications=1, handled=3))
+    record, cycle = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert record["kind"] == "notification"
+    assert record["notification"] == "team_mention"
+    assert record["subject_type"] == "PullRequest"
+    assert record["repo"] == repo_key("octo/secret")
+    assert record["reason"] == "(private repo)"
+    assert (cycle["new"], cycle["notifications"]) == (3, 1)
+    assert TITLE not in stream.getvalue()
+    assert "octo/secret" not in stream.getvalue()
+
+
+def test_actions_observer_counts_notifications_and_hides_private_titles() -> None:
+    stream = io.StringIO()
+    observer = ActionsObserver(stream=stream)
+    observer.cycle_started(1)
+    for item in (notification(), notification("octo/secret", private=True, reason="mention", thread="9")):
+        observer.decided(item, routed(item))
+    observer.cycle_finished(CycleReport(number=1, status="events", new=3, notifications=2))
+    observer.cycle_started(2)
+    observer.cycle_finished(CycleReport(number=2, status="events", new=1, notifications=1))
+    observer.warn(
+        "GitHub refused to list notifications (403): only classic tokens with the notifications or repo scope can"
+        " read them, fine-grained ones cannot; polling events for the rest of this run"
+    )
+    out = stream.getvalue()
+    assert "::group::Cycle 1: 1 new events, 2 new notifications" in out
+    assert "::group::Cycle 2: 1 new notification\n" in out
+    assert "notification n123-20260102T030405Z review_requested octo/hello -> app: comment planned" in out
+    assert f"notification n9-20260102T030405Z mention {repo_key('octo/secret')} -> app: (private repo)" in out
+    assert "::warning title=Notifications turned off::GitHub refused to list notifications" in out
+    assert TITLE not in out
+    assert "octo/secret" not in out

@@ -27,6 +27,7 @@ from symbiote_cli.storage import layout
 from symbiote_cli.storage.branch import Storage
 
 CLI = [sys.executable, "-m", "symbiote_cli"]
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CONFIG = {".github/.ubiquity-os.config.yml": "plugins: []\n"}
 UNKNOWN = "kernel status unknown offline"
 APP_ID = 424242
@@ -54,11 +55,16 @@ class Route:
         self.outputs: list[str] = []
 
     def __call__(
-        self, *events: dict[str, Any], args: tuple[str, ...] = (), env: dict[str, str] | None = None
+        self,
+        *events: dict[str, Any],
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        json_out: bool = True,
+        ok: bool = True,
     ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
         full_env = {**self.env, **(env or {})}
         done = subprocess.run(
-            [*CLI, "route", "-", "--json", *args],
+            [*CLI, "route", "-", *(["--json"] if json_out else []), *args],
             cwd=self.fork,
             env={k: v for k, v in full_env.items() if v != "<unset>"},
             input="\n".join(json.dumps(e) for e in events),
@@ -68,8 +74,10 @@ class Route:
             check=False,
         )
         self.outputs.append(done.stdout + done.stderr)
-        assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
+        if not ok or not json_out:
+            return done, []
+        assert done.returncode == 0, done.stderr
         return done, [json.loads(line) for line in done.stdout.splitlines()]
 
     def lookups(self) -> list[str]:
@@ -234,3 +242,87 @@ def test_offline_outside_a_fork_still_answers(route: Route, tmp_path: Path) -> N
     _, decisions = route(event("acme/served"), args=("--offline", "--storage-repo", str(elsewhere)))
     assert decisions[0]["reason"].startswith(UNKNOWN)
     assert "no cached kernel registry" in route.outputs[-1]
+
+
+# -- notifications -------------------------------------------------------------------------------------
+
+
+def notification(
+    repo: str,
+    reason: str = "review_requested",
+    subject: str = "PullRequest",
+    *,
+    private: bool = False,
+    number: int = 7,
+    thread_id: str = "900",
+    title: str = "Add the dark theme",
+) -> dict[str, Any]:
+    """A thread as ``GET /notifications`` lists it (https://docs.github.com/rest/activity/notifications)."""
+    path = {"PullRequest": "pulls", "Issue": "issues"}.get(subject)
+    url = f"https://api.github.com/repos/{repo}/{path}/{number}" if path else None
+    return {
+        "id": thread_id,
+        "reason": reason,
+        "unread": True,
+        "updated_at": "2026-11-24T10:00:00Z",
+        "last_read_at": None,
+        "subject": {"title": title, "url": url, "latest_comment_url": None, "type": subject},
+        "repository": {"full_name": repo, "private": private, "html_url": f"https://github.com/{repo}"},
+        "url": f"https://api.github.com/notifications/threads/{thread_id}",
+        "subscription_url": f"https://api.github.com/notifications/threads/{thread_id}/subscription",
+    }
+
+
+SECRET = "Embargoed CVE fix for the payments service"
+
+
+def test_route_reads_notifications_mixed_with_events(route: Route) -> None:
+    route.fake.add_repo("acme/served", files=CONFIG)
+    route.fake.add_repo("acme/plain")
+    items = (
+        notification("acme/plain"),
+        notification("acme/hush", "mention", "Issue", private=True, thread_id="901", title=SECRET),
+        notification("acme/plain", "subscribed", "Issue", thread_id="902"),
+        notification("acme/served", thread_id="903"),
+        event("acme/plain"),
+    )
+    env = {"SYMBIOTE_CONFIG": str(EXAMPLES / "notifications.yml")}
+    _, decisions = route(*items, args=("--user", "me"), env=env)
+    assert [(d["event_id"], d["type"], d["route"]) for d in decisions] == [
+        ("n900-20261124T100000Z", "Notification", "app"),
+        ("n901-20261124T100000Z", "Notification", "user"),
+        ("n902-20261124T100000Z", "Notification", "ignore"),
+        ("n903-20261124T100000Z", "Notification", "kernel"),
+        ("40000000001", "IssuesEvent", "ignore"),  # the example has no rule for events
+    ]
+    assert decisions[0]["reason"] == "public repo, safe action: comment"
+    assert decisions[1]["reason"] == "private repo: comment with the user's token"
+    assert decisions[2]["reason"] == "Notification subscribed: no rule acts on it, recorded only"
+    # Text: the reason, subject and issue or PR of each notification; never its title.
+    text, _ = route(*items, args=("--user", "me"), env=env, json_out=False)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0] == (
+        "n900-20261124T100000Z notification review_requested on PullRequest acme/plain#7 -> app:"
+        " public repo, safe action: comment"
+    )
+    assert lines[1].startswith("n901-20261124T100000Z notification mention on Issue acme/hush#7 -> user")
+    assert lines[4].startswith("40000000001 IssuesEvent acme/plain -> ignore")
+    for output in route.outputs:
+        assert SECRET not in output
+        assert "dark theme" not in output
+
+
+def test_without_a_rules_file_notifications_are_recorded_only(route: Route) -> None:
+    _, decisions = route(notification("acme/plain", "mention", "Issue"), args=("--offline", "--user", "me"))
+    assert decisions[0]["route"] == "ignore"
+    assert decisions[0]["reason"] == "Notification mention: no rule acts on it, recorded only"
+
+
+def test_a_notification_needs_to_know_whose_it_is(route: Route) -> None:
+    done, _ = route(notification("acme/plain"), args=("--offline",), env={"SYMBIOTE_USER": "<unset>"}, ok=False)
+    assert done.returncode == 2
+    assert "a notification names no actor" in done.stderr
+    assert "--user" in done.stderr
+    _, decisions = route(notification("acme/plain"), args=("--offline",), env={"SYMBIOTE_USER": "me"})
+    assert decisions[0]["event_id"] == "n900-20261124T100000Z"

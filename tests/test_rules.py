@@ -13,15 +13,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from symbiote_cli.core.errors import ConfigError
-from symbiote_cli.core.models import MARKER_PREFIX, ActionKind, ActionRequest, AuthMode, Event, Route
+from symbiote_cli.core import rulesfile
+from symbiote_cli.core.errors import ConfigError, InputError
+from symbiote_cli.core.models import MARKER_PREFIX, ActionKind, ActionRequest, AuthMode, Event, Notification, Route
 from symbiote_cli.core.routing import RoutingContext, route_event
 from symbiote_cli.core.rules import (
     BUILTIN_RULES,
     KINDS,
     MAX_INPUT,
     MAX_PATTERN,
+    NOTIFICATION_REASONS,
     SENSITIVE_KINDS,
+    SUBJECT_TYPES,
     TEXT_LIMIT,
     DefaultRules,
     RuleSet,
@@ -517,13 +520,13 @@ def test_problems_name_file_line_and_field() -> None:
     assert problems_of(BAD) == [
         (
             "rules.yml:4: rules[0].event[0]: unknown event type 'IssueEvent' (did you mean IssuesEvent?); "
-            "use an events API type such as IssuesEvent, or *"
+            "use an events API type such as IssuesEvent, Notification, or *"
         ),
         "rules.yml:5: rules[0].visibility: Input should be 'public', 'private' or 'any'",
         (
             "rules.yml:8: rules[0].do.body: unknown field {{ titel }} (did you mean {{ title }}?); fields: event.id, "
             "event.type, event.action, event.created_at, repo, repo.owner, repo.name, visibility, number, title, url, "
-            "actor, user, fork, match, match.N, match.NAME"
+            "actor, reason, subject, user, fork, match, match.N, match.NAME"
         ),
         "rules.yml:10: rules[1].colour: unknown field",
         "rules.yml:11: rules[1].do.labels: required field is missing",
@@ -709,3 +712,306 @@ rules:
     for request in requests:
         request.check_complete()
         assert ActionRequest.model_validate_json(request.model_dump_json()) == request
+
+
+# -- notifications -------------------------------------------------------------------------------------
+
+
+def thread(
+    reason: str = "review_requested",
+    subject: str = "PullRequest",
+    *,
+    number: int | None = 7,
+    repo: str = "octo/hello",
+    private: bool = False,
+    title: str = "Add the dark theme",
+    thread_id: str = "123",
+    updated_at: str = "2026-11-24T10:00:00Z",
+) -> dict[str, Any]:
+    """A thread as ``GET /notifications`` lists it (https://docs.github.com/rest/activity/notifications)."""
+    path = {"PullRequest": "pulls", "Issue": "issues"}.get(subject)
+    url = f"https://api.github.com/repos/{repo}/{path}/{number}" if path and number else None
+    return {
+        "id": thread_id,
+        "reason": reason,
+        "unread": True,
+        "updated_at": updated_at,
+        "last_read_at": None,
+        "subject": {"title": title, "url": url, "latest_comment_url": url, "type": subject},
+        "repository": {"full_name": repo, "private": private, "html_url": f"https://github.com/{repo}"},
+        "url": f"https://api.github.com/notifications/threads/{thread_id}",
+    }
+
+
+def notification(*args: Any, **kw: Any) -> Notification:
+    return Notification.model_validate(thread(*args, **kw))
+
+
+NOTIFICATION_RULES = """
+rules:
+  - name: ack-reviews
+    event: Notification
+    reason: review_requested
+    subject: PullRequest
+    mark_read: true
+    do: {kind: comment, body: "Thanks, {{ actor }}{{ user }}: '{{ title }}' ({{ reason }} on {{ subject }}) {{ url }}"}
+  - name: eyes-on-mentions
+    event: Notification
+    reason: [mention, team_mention]
+    subject: [Issue, PullRequest]
+    do: {kind: reaction, reaction: eyes}
+"""
+
+
+def test_a_review_request_plans_one_comment_that_marks_the_thread_read() -> None:
+    item = notification()
+    [request] = planner_for(NOTIFICATION_RULES).plan(item, "me")
+    assert request.kind is ActionKind.COMMENT
+    assert (request.repo, request.issue_number, request.thread_id) == ("octo/hello", 7, "123")
+    assert request.idempotency_key == f"ack-reviews-{item.id}" == "ack-reviews-n123-20261124T100000Z"
+    assert request.event_id == item.id
+    # {{ actor }} is empty (a notification names none); title, reason, subject and url are the thread's.
+    assert request.body == (
+        "Thanks, me: 'Add the dark theme' (review_requested on PullRequest) https://github.com/octo/hello/pull/7"
+    )
+    assert request.auth is AuthMode.APP  # public repo, safe action
+    request.check_complete()
+
+
+def test_a_mention_on_an_issue_plans_a_reaction_without_marking_read() -> None:
+    [request] = planner_for(NOTIFICATION_RULES).plan(notification("mention", "Issue", number=12), "me")
+    assert (request.kind, request.reaction, request.issue_number) == (ActionKind.REACTION, "eyes", 12)
+    assert request.comment_id is None
+    assert request.thread_id is None  # the rule has no mark_read
+
+
+@pytest.mark.parametrize(
+    ("reason", "subject", "why"),
+    [
+        ("subscribed", "PullRequest", "rule 1: reason is subscribed, rule wants review_requested"),
+        ("review_requested", "Issue", "rule 1: subject is Issue, rule wants PullRequest"),
+        ("mention", "Discussion", "rule 2: subject is Discussion, rule wants Issue, PullRequest"),
+        ("author", "Issue", "rule 2: reason is author, rule wants mention, team_mention"),
+    ],
+)
+def test_notification_mismatches_say_why(reason: str, subject: str, why: str) -> None:
+    explanation = planner_for(NOTIFICATION_RULES).explain(notification(reason, subject), "me")
+    assert explanation.requests == ()
+    rule = int(why.split(":", maxsplit=1)[0].removeprefix("rule "))
+    assert f"rule {rule}: {explanation.checks[rule - 1].detail}" == why
+
+
+def test_each_update_of_a_thread_is_its_own_item_and_key() -> None:
+    planner = planner_for(NOTIFICATION_RULES)
+    first = planner.plan(notification("mention", "Issue"), "me")
+    again = planner.plan(notification("mention", "Issue"), "me")
+    later = planner.plan(notification("mention", "Issue", updated_at="2026-11-25T08:00:00Z"), "me")
+    assert first == again
+    assert [r.idempotency_key for r in first + later] == [
+        "eyes-on-mentions-n123-20261124T100000Z",
+        "eyes-on-mentions-n123-20261125T080000Z",
+    ]
+
+
+def test_reason_and_subject_never_match_an_event() -> None:
+    text = """
+rules:
+  - {name: r, event: '*', reason: mention, do: none}
+  - {name: s, event: '*', subject: Issue, do: none}
+"""
+    explanation = planner_for(text).explain(make_event(), "octo")
+    assert [c.detail for c in explanation.checks] == [
+        "not a notification: rule wants reason mention",
+        "not a notification: rule wants subject Issue",
+    ]
+
+
+def test_star_matches_notifications_too() -> None:
+    text = "rules:\n  - {name: all, event: '*', do: {kind: label, labels: ['{{ reason }}']}}\n"
+    [request] = planner_for(text).plan(notification("assign", "Issue"), "me")
+    assert request.labels == ["assign"]
+    # ... and events: {{ reason }} is empty there, so the label renders empty and nothing is planned.
+    explanation = planner_for(text).explain(make_event(), "octo")
+    assert explanation.checks[0].detail == "matched, but every label rendered empty"
+
+
+@pytest.mark.parametrize("actor", ["self", "others"])
+def test_actor_cannot_be_told_for_a_notification(actor: str) -> None:
+    text = f"rules:\n  - {{name: a, event: Notification, actor: {actor}, do: {{kind: reaction, reaction: eyes}}}}\n"
+    explanation = planner_for(text).explain(notification(), "me")
+    assert explanation.requests == ()
+    assert explanation.checks[0].detail == (
+        f"a notification names no actor: actor: {actor} cannot be told (use reason: instead)"
+    )
+    any_actor = text.replace(f"actor: {actor}", "actor: any")
+    assert planner_for(any_actor).plan(notification(), "me")
+
+
+def test_a_notification_text_pattern_searches_its_title() -> None:
+    text = "rules:\n  - {name: t, event: Notification, text: '(?i)dark theme', do: {kind: label, labels: [ui]}}\n"
+    assert planner_for(text).plan(notification(title="Add the Dark Theme"), "me")
+    explanation = planner_for(text).explain(notification(title="Fix the build"), "me")
+    assert explanation.checks[0].detail == "title does not match the pattern"
+
+
+@pytest.mark.parametrize(
+    ("kind", "detail"),
+    [
+        ("{kind: comment, body: hi}", "matched, but the notification has no issue or pull request to comment on"),
+        ("{kind: reaction, reaction: eyes}", "matched, but the notification has nothing to react to"),
+        ("{kind: label, labels: [x]}", "matched, but the notification has no issue or pull request to label"),
+    ],
+)
+def test_a_notification_without_an_issue_or_pr_has_nothing_to_act_on(kind: str, detail: str) -> None:
+    text = f"rules:\n  - {{name: r, event: Notification, reason: subscribed, mark_read: true, do: {kind}}}\n"
+    for subject in ("Release", "Commit", "CheckSuite"):
+        explanation = planner_for(text).explain(notification("subscribed", subject, number=None), "me")
+        assert explanation.requests == ()
+        assert explanation.checks[0].detail == detail
+
+
+def test_a_private_repos_notification_is_acted_on_with_the_users_token() -> None:
+    [request] = planner_for(NOTIFICATION_RULES).plan(notification(private=True), "me")
+    assert (request.private, request.auth) == (True, AuthMode.USER)
+
+
+def test_without_a_rules_file_notifications_are_only_recorded() -> None:
+    item = notification("mention", "Issue")
+    assert DefaultRules().plan(item, "me") == []
+    assert builtin_planner().plan(item, "me") == []
+    decision = route_event(item, RoutingContext.build("me", planned={item.id: ("", False)}))
+    assert decision.route is Route.IGNORE
+
+
+def test_notification_rule_fields_are_checked() -> None:
+    text = """
+rules:
+  - name: a
+    event: Notifications
+    do: none
+  - name: b
+    event: Notification
+    reason: [mention, reviw_requested]
+    do: none
+  - name: c
+    event: Notification
+    subject: pull_request
+    do: none
+  - name: d
+    event: Notification
+    subject: Gist
+    do: none
+"""
+    assert problems_of(text) == [
+        (
+            "rules.yml:4: rules[0].event[0]: unknown event type 'Notifications' (did you mean Notification?); "
+            "use an events API type such as IssuesEvent, Notification, or *"
+        ),
+        (
+            "rules.yml:8: rules[1].reason[1]: unknown notification reason 'reviw_requested' (did you mean "
+            f"review_requested?); one of {', '.join(sorted(NOTIFICATION_REASONS))}"
+        ),
+        (
+            "rules.yml:12: rules[2].subject[0]: unknown subject type 'pull_request' (did you mean PullRequest?); "
+            f"one of {', '.join(sorted(SUBJECT_TYPES))}"
+        ),
+        f"rules.yml:16: rules[3].subject[0]: unknown subject type 'Gist'; one of {', '.join(sorted(SUBJECT_TYPES))}",
+    ]
+
+
+def test_notification_fields_only_on_rules_that_can_match_notifications() -> None:
+    text = """
+rules:
+  - name: a
+    event: IssuesEvent
+    reason: mention
+    subject: Issue
+    mark_read: true
+    do: {kind: reaction, reaction: eyes}
+  - name: b
+    event: Notification
+    mark_read: true
+    do: none
+  - name: c
+    event: [Notification]
+    mark_read: true
+    do: kernel
+  - name: d
+    event: Notification
+    do: {kind: dispatch, workflow: d.yml}
+"""
+    wants = "is about notifications: add Notification to the rule's event (or use *)"
+    assert problems_of(text) == [
+        f"rules.yml:5: rules[0].reason: reason {wants}",
+        f"rules.yml:6: rules[0].subject: subject {wants}",
+        f"rules.yml:7: rules[0].mark_read: mark_read {wants}",
+        (
+            "rules.yml:11: rules[1].mark_read: mark_read marks the thread read after the action succeeded: do.kind "
+            "none does nothing to succeed (use comment, reaction, label or dispatch)"
+        ),
+        (
+            "rules.yml:15: rules[2].mark_read: mark_read marks the thread read after the action succeeded: do.kind "
+            "kernel does nothing to succeed (use comment, reaction, label or dispatch)"
+        ),
+        (
+            "rules.yml:17: rules[3].actor: a dispatch rule must say who may trigger it: a notification names no "
+            "actor, so actor: any (anyone who can notify you triggers it)"
+        ),
+    ]
+    # On '*' or a list that includes Notification they are fine.
+    parse_rules("rules:\n  - {event: ['*'], reason: mention, mark_read: true, do: {kind: reaction, reaction: eyes}}\n")
+    parse_rules("rules:\n  - {event: [IssuesEvent, Notification], subject: Issue, do: none}\n")
+
+
+def test_every_documented_reason_and_subject_is_accepted() -> None:
+    reasons = sorted(NOTIFICATION_REASONS)
+    ruleset = parse_rules(f"rules:\n  - {{event: Notification, reason: [{', '.join(reasons)}], do: none}}\n")
+    assert ruleset.rules[0].reason == reasons
+    # https://docs.github.com/rest/activity/notifications#about-notification-reasons
+    assert {"review_requested", "mention", "team_mention", "assign", "approval_requested"} <= NOTIFICATION_REASONS
+    assert {"Issue", "PullRequest", "Discussion", "Release", "Commit", "CheckSuite"} <= SUBJECT_TYPES
+
+
+def test_explain_a_notification_names_its_reason_and_subject_not_an_actor() -> None:
+    rules = planner_for(NOTIFICATION_RULES)
+    [explained] = rulesfile.explain_events(rules, [notification(private=True, title="secret plan")], user="me")
+    assert explained.lines()[0] == (
+        "notification n123-20261124T100000Z review_requested on PullRequest octo/hello#7 (private), for @me"
+    )
+    assert "(key ack-reviews-n123-20261124T100000Z, auth user, thread 123)" in explained.lines()[5]
+    assert "comment on octo/hello#7, then mark the notification thread read" in explained.lines()[5]
+    data = explained.as_json()
+    assert (data["type"], data["source"], data["reason"], data["subject"], data["number"], data["thread_id"]) == (
+        "Notification",
+        "notifications",
+        "review_requested",
+        "PullRequest",
+        7,
+        "123",
+    )
+    assert data["plan"][0]["thread_id"] == "123"
+    assert "secret plan" not in json.dumps({k: v for k, v in data.items() if k != "plan"})
+
+
+def test_explain_a_notification_needs_to_know_whose_it_is() -> None:
+    with pytest.raises(InputError, match="a notification names no actor: say whose notifications these are"):
+        rulesfile.explain_events(planner_for(NOTIFICATION_RULES), [make_event(), notification()])
+
+
+def test_rules_explain_command_reads_notifications_mixed_with_events(tmp_path: Path) -> None:
+    rules = tmp_path / "n.yml"
+    rules.write_text(NOTIFICATION_RULES, encoding="utf-8")
+    lines = [json.dumps(thread("mention", "Issue", number=3)), make_event().model_dump_json()]
+    done = run_cli(
+        "rules", "explain", "-", "--rules", str(rules), "--user", "me", cwd=tmp_path, stdin="\n".join(lines)
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    assert out[0] == "notification n123-20261124T100000Z mention on Issue octo/hello#3 (public), for @me"
+    assert "  skip  1 ack-reviews (comment): reason is mention, rule wants review_requested" in out
+    assert "  react eyes on octo/hello#3 (key eyes-on-mentions-n123-20261124T100000Z, auth app)" in out
+    assert "event 40000000001 IssuesEvent opened in octo/hello#7 (public) by @octo, for @me" in out
+    done = run_cli("rules", "explain", "-", "--rules", str(rules), cwd=tmp_path, stdin=json.dumps(thread()))
+    assert done.returncode == 2
+    assert "--user" in done.stderr
+    assert "Traceback" not in done.stderr

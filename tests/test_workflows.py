@@ -287,7 +287,7 @@ def test_action_interface(action: dict[str, Any]) -> None:
     for name, spec in inputs.items():
         assert spec.get("description"), name
     outputs = action["outputs"]
-    assert set(outputs) == {"events-processed", "actions-taken", "session-id"}
+    assert set(outputs) == {"events-processed", "actions-taken", "notifications-processed", "session-id"}
     for name, spec in outputs.items():
         assert spec["value"] == f"${{{{ steps.poll.outputs.{name} }}}}"
     assert action["runs"]["using"] == "composite"
@@ -680,6 +680,7 @@ def _action_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         "POLL_DURATION": "5h45m",
         "POLL_INTERVAL": "",
         "POLL_DRY_RUN": "false",
+        "POLL_SOURCES": "",
         "POLL_STORAGE_BRANCH": "__STORAGE__",
     }
     env.update(overrides)
@@ -693,7 +694,9 @@ def _action_poll_script(action: dict[str, Any]) -> str:
 def test_action_poll_script(action: dict[str, Any], tmp_path: Path) -> None:
     result, recorded = _run_script(
         _action_poll_script(action),
-        _action_env(tmp_path, POLL_USER="octocat", POLL_INTERVAL="30", POLL_DRY_RUN="true"),
+        _action_env(
+            tmp_path, POLL_USER="octocat", POLL_INTERVAL="30", POLL_DRY_RUN="true", POLL_SOURCES="events,notifications"
+        ),
         tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -706,6 +709,8 @@ def test_action_poll_script(action: dict[str, Any], tmp_path: Path) -> None:
         "5h45m",
         "--interval",
         "30",
+        "--source",
+        "events,notifications",
         "--storage-branch",
         "__STORAGE__",
         "--dry-run",

@@ -289,6 +289,11 @@ class RunSummary(BaseModel):
     ended_at: float | None = None
     events_by_route: dict[str, int] = Field(default_factory=dict)
     events_by_type: dict[str, int] = Field(default_factory=dict)
+    sources: list[str] = Field(default_factory=lambda: ["events"])
+    """The sources polled to the end (``--source``); notifications leave it when GitHub refuses them."""
+    notifications_by_reason: dict[str, int] = Field(default_factory=dict)
+    source_warnings: list[str] = Field(default_factory=list)
+    """Why a source was turned off during the run (our own words: no event text)."""
     actions_taken: int = 0
     actions_failed: int = 0
     actions_deferred: int = 0
@@ -304,6 +309,10 @@ class RunSummary(BaseModel):
         return sum(self.events_by_route.values())
 
     @property
+    def notifications_processed(self) -> int:
+        return sum(self.notifications_by_reason.values())
+
+    @property
     def duration(self) -> float | None:
         return None if self.ended_at is None else max(0.0, self.ended_at - self.started_at)
 
@@ -314,12 +323,12 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _count_table(heading: str, label: str, counts: Mapping[str, int]) -> list[str]:
+def _count_table(heading: str, label: str, counts: Mapping[str, int], unit: str = "Events") -> list[str]:
     lines = [f"#### {heading}", ""]
     if not counts:
         return [*lines, "_None._", ""]
     rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    lines += [f"| {label} | Events |", "| --- | ---: |"]
+    lines += [f"| {label} | {unit} |", "| --- | ---: |"]
     lines += [f"| {md_escape(name)} | {int(count)} |" for name, count in rows[:_TABLE_ROWS]]
     if len(rows) > _TABLE_ROWS:
         rest = sum(count for _, count in rows[_TABLE_ROWS:])
@@ -335,6 +344,10 @@ def summary_markdown(stats: RunSummary) -> str:
         used = "?" if stats.rate_limit_used is None else str(stats.rate_limit_used)
         left = "?" if stats.rate_limit_remaining is None else str(stats.rate_limit_remaining)
         rate = f"{used} used, {left} remaining"
+    processed = str(stats.events_processed)
+    if stats.notifications_processed:
+        # The poll loop counts a notification among the items it routes, like an event.
+        processed += f" ({stats.notifications_processed} of them notifications)"
     rows = [
         ("Session", md_escape(stats.session_id)),
         ("User", md_escape(stats.user)),
@@ -342,7 +355,8 @@ def summary_markdown(stats: RunSummary) -> str:
         ("Ended", _when(stats.ended_at)),
         ("Duration", "n/a" if duration is None else format_duration(duration)),
         ("Exit reason", md_escape(stats.exit_reason) if stats.exit_reason else "n/a"),
-        ("Events processed", str(stats.events_processed)),
+        ("Sources", md_escape(", ".join(stats.sources)) if stats.sources else "none"),
+        ("Events processed", processed),
         ("Actions taken", str(stats.actions_taken)),
         ("Actions failed", str(stats.actions_failed)),
         ("Actions deferred", str(stats.actions_deferred)),
@@ -363,18 +377,24 @@ def summary_markdown(stats: RunSummary) -> str:
         ]
     if stats.actions_failed:
         lines += [f"> **Warning**: {stats.actions_failed} action(s) failed; see the log.", ""]
+    for message in stats.source_warnings:
+        lines += [f"> **Warning**: {md_escape(message, limit=500)}", ""]
     lines += ["| | |", "| --- | --- |"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     lines.append("")
     lines += _count_table("Events by route", "Route", stats.events_by_route)
     lines += _count_table("Events by type", "Type", stats.events_by_type)
+    # Notifications (issue 15) by reason only: their titles are others' words, and private ones private.
+    if stats.notifications_by_reason or "notifications" in stats.sources or stats.source_warnings:
+        lines += _count_table("Notifications by reason", "Reason", stats.notifications_by_reason, "Notifications")
     return "\n".join(lines)
 
 
 class RunStatsLike(Protocol):
     """What ``report_run`` reads from the poll loop's stats (``poller.RunStats`` fits).
 
-    Optional extras read when present: ``rate_limit_used``, ``rate_limit_remaining``, ``dry_run``.
+    Optional extras read when present: ``rate_limit_used``, ``rate_limit_remaining``, ``dry_run``,
+    ``sources``, ``notifications_by_reason``, ``source_warnings``.
     """
 
     @property
@@ -408,9 +428,18 @@ def _optional_int(stats: object, name: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _optional_strings(stats: object, name: str) -> list[str] | None:
+    value = getattr(stats, name, None)
+    if not isinstance(value, list | tuple):
+        return None
+    return [item for item in value if isinstance(item, str)]
+
+
 def summary_from_stats(stats: RunStatsLike, *, ended_at: float | None = None) -> RunSummary:
     """A ``RunSummary`` from the poll loop's stats; an ``ended_at`` of 0 counts as "not ended"."""
     end = stats.ended_at or ended_at
+    reasons = getattr(stats, "notifications_by_reason", None)
+    sources = _optional_strings(stats, "sources")
     return RunSummary(
         session_id=stats.session_id or "",
         user=stats.user,
@@ -418,6 +447,9 @@ def summary_from_stats(stats: RunStatsLike, *, ended_at: float | None = None) ->
         ended_at=end if end else None,
         events_by_route=dict(stats.events_by_route),
         events_by_type=dict(stats.events_by_type),
+        sources=["events"] if sources is None else sources,
+        notifications_by_reason=dict(reasons) if isinstance(reasons, Mapping) else {},
+        source_warnings=_optional_strings(stats, "source_warnings") or [],
         actions_taken=stats.actions_taken,
         actions_failed=stats.actions_failed,
         actions_deferred=stats.actions_deferred,
@@ -448,8 +480,9 @@ def report_run(
 ) -> None:
     """End-of-run reporting in Actions: step outputs, job summary and annotations.
 
-    Outputs ``events-processed``, ``actions-taken`` and ``session-id`` (zeros and empty when the run
-    failed before it had stats); the job summary (``summary_markdown``); an error annotation for
+    Outputs ``events-processed`` (events and notifications), ``notifications-processed``,
+    ``actions-taken`` and ``session-id`` (zeros and empty when the run failed before it had stats);
+    the job summary (``summary_markdown``); an error annotation for
     ``failure`` (``SymbioteError`` messages are shown, other exceptions only by type, since their text
     may hold anything); warnings for gaps and failed actions. Never raises on an I/O problem:
     reporting must not mask the run's own outcome.
@@ -459,6 +492,7 @@ def report_run(
         set_outputs(
             {
                 "events-processed": summary.events_processed if summary else 0,
+                "notifications-processed": summary.notifications_processed if summary else 0,
                 "actions-taken": summary.actions_taken if summary else 0,
                 "session-id": summary.session_id if summary else "",
             },

@@ -1,7 +1,7 @@
 """Seeing what ``poll`` does: a live terminal view, and progress bars for long work.
 
 ``make_observer`` picks the view: in a terminal, ``LiveObserver`` (a ``rich.live``
-panel with the last and next poll, events by route, recent actions with links,
+panel with the last and next poll, events by route, notifications by reason, recent actions with links,
 the rate limit left and storage commits); otherwise the plain ``LineObserver``
 of ``output.py`` (one line per event and action, or JSON lines with ``--json``).
 
@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from symbiote_cli.cli.output import LineObserver
-from symbiote_cli.core.models import ActionRequest, ActionResult, ActionStatus, Item, RouteDecision
+from symbiote_cli.core.models import ActionRequest, ActionResult, ActionStatus, Item, Notification, RouteDecision
 from symbiote_cli.core.privacy import repo_key
 from symbiote_cli.core.redaction import REDACT
 
@@ -121,6 +121,9 @@ class LiveObserver:
         self.next_poll: float | None = None
         self.last_status = "starting"
         self.routes: Counter[str] = Counter()
+        """Events of the user's feed by route."""
+        self.reasons: Counter[str] = Counter()
+        """Notifications by their reason (review_requested, mention, ...): never their titles."""
         self.actions: deque[ActionLine] = deque(maxlen=RECENT_ACTIONS)
         self.action_counts: Counter[str] = Counter()
         self.warnings: deque[str] = deque(maxlen=RECENT_WARNINGS)
@@ -189,7 +192,10 @@ class LiveObserver:
 
     def decided(self, event: Item, decision: RouteDecision) -> None:
         with self._lock:
-            self.routes[decision.route.value] += 1
+            if isinstance(event, Notification):
+                self.reasons[event.reason] += 1
+            else:
+                self.routes[decision.route.value] += 1
         self._refresh()
 
     def acted(self, event: Item | None, request: ActionRequest, result: ActionResult) -> None:
@@ -246,7 +252,8 @@ class LiveObserver:
             commit = f"{self.commits}" + (f" (last {self.last_commit[:10]})" if self.last_commit else "")
             summary.add_row("events", escape(routes), "storage commits", escape(commit))
             counts = ", ".join(f"{k} {v}" for k, v in sorted(self.action_counts.items())) or "none yet"
-            summary.add_row("actions", escape(counts), "", "")
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+            summary.add_row("actions", escape(counts), "notifications" if reasons else "", escape(reasons))
 
             parts: list[RenderableType] = [summary]
             if self.actions:

@@ -4,6 +4,10 @@ Secrets are masked in every line that leaves the process (``core.redaction.REDAC
 second line of defence: messages are built from our own words and never from
 tokens in the first place. Private repos are named only where the reader is
 the user (their terminal), never in a public Actions log.
+
+A notification (what others ask of the user) is shown as ``notification <id> <reason> <repo>``:
+its reason (``review_requested``, ``mention``...), never its subject's title, which is someone
+else's text and, in a private repository, private (issue 15).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from symbiote_cli.cli import gha
-from symbiote_cli.core.models import ActionRequest, ActionResult, ActionStatus, Item, RouteDecision
+from symbiote_cli.core.models import ActionRequest, ActionResult, ActionStatus, Item, Notification, RouteDecision
 from symbiote_cli.core.privacy import repo_key
 from symbiote_cli.core.redaction import REDACT
 
@@ -91,6 +95,23 @@ def _safe(text: str, limit: int = 120) -> str:
     return cleaned[:limit]
 
 
+def item_line(event: Item, repo: str, route: str, reason: str) -> str:
+    """One log line for a routed item: an event by its type, a notification by its reason (never its title)."""
+    if isinstance(event, Notification):
+        return f"notification {event.id} {event.reason} {repo} -> {route}: {reason}"
+    return f"event {event.id} {event.type} {repo} -> {route}: {reason}"
+
+
+def cycle_title(report: CycleReport) -> str:
+    """``Cycle 3: 2 new events, 1 new notification``: what the cycle found, by source."""
+    notifications = report.notifications
+    events = max(0, report.new - notifications)
+    parts = [f"{events} new events"] if events or not notifications else []
+    if notifications:
+        parts.append(f"{notifications} new notification{'s' if notifications != 1 else ''}")
+    return f"Cycle {report.number}: {', '.join(parts)}"
+
+
 class LineObserver:
     """One plain line per event and per action (non-terminal output)."""
 
@@ -115,6 +136,7 @@ class LineObserver:
                     "cycle": report.number,
                     "status": report.status,
                     "new": report.new,
+                    "notifications": report.notifications,
                     "handled": report.handled,
                     "deferred": report.deferred,
                     "commit": report.commit,
@@ -127,9 +149,12 @@ class LineObserver:
         reason = decision.reason if (self.reveal_private or not event.private) else "(private repo)"
         if self.as_json:
             record = {"kind": "event", **decision.model_dump(mode="json"), "repo": repo, "reason": reason}
+            if isinstance(event, Notification):
+                # "reason" stays the routing reason, as for events; the notification's own is "notification".
+                record.update(kind="notification", notification=event.reason, subject_type=event.subject_type)
             emit_json(record, self.stream)
         else:
-            emit(f"event {event.id} {event.type} {repo} -> {decision.route.value}: {_safe(reason)}", self.stream)
+            emit(item_line(event, repo, decision.route.value, _safe(reason)), self.stream)
 
     def acted(self, event: Item | None, request: ActionRequest, result: ActionResult) -> None:
         repo = self._repo(request.repo, request.private)
@@ -161,10 +186,9 @@ class LineObserver:
             warn_line(message)
 
 
-
 class ActionsObserver(LineObserver):
-    """Inside GitHub Actions: one ``::group::`` per cycle that found events, annotations for
-    gaps, failed actions and rate-limit waits, private repos named only by their hash, and
+    """Inside GitHub Actions: one ``::group::`` per cycle that found events or notifications, annotations
+    for gaps, failed actions, rate-limit waits and a refused source, private repos named only by their hash, and
     untrusted text neutralised so it can never act as a workflow command."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -177,7 +201,7 @@ class ActionsObserver(LineObserver):
     def decided(self, event: Item, decision: RouteDecision) -> None:
         repo = self._repo(event.repo_name, event.private)
         reason = "(private repo)" if event.private else _safe(decision.reason)
-        self._lines.append(f"event {event.id} {event.type} {repo} -> {decision.route.value}: {reason}")
+        self._lines.append(item_line(event, repo, decision.route.value, reason))
 
     def acted(self, event: Item | None, request: ActionRequest, result: ActionResult) -> None:
         repo = self._repo(request.repo, request.private)
@@ -191,7 +215,7 @@ class ActionsObserver(LineObserver):
 
     def cycle_finished(self, report: CycleReport) -> None:
         if report.new:
-            with gha.group(f"Cycle {report.number}: {report.new} new events", stream=self.stream):
+            with gha.group(cycle_title(report), stream=self.stream):
                 for line in self._lines:
                     gha.log(REDACT(line), stream=self.stream)
         else:
@@ -203,4 +227,6 @@ class ActionsObserver(LineObserver):
         title = "Gap in the event feed" if message.startswith("gap:") else None
         if message.startswith("rate limited"):
             title = "Rate limited"
+        if "refused to list notifications" in message:
+            title = "Notifications turned off"
         gha.warning(REDACT(message), title=title, stream=self.stream)

@@ -1,6 +1,7 @@
 """Reading events and action requests given on the command line.
 
-``route`` accepts one event, a JSON array of events, or JSON lines; ``act``
+``route`` and ``rules explain`` accept one event or notification, a JSON array of them, or
+JSON lines (``parse_items``); ``act``
 accepts one action request, or workflow inputs in one of two forms. Errors name
 the line or item and the field, never echo the (attacker-controlled) content.
 """
@@ -9,18 +10,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from symbiote_cli.core.errors import InputError
 from symbiote_cli.core.kernel import REQUIRED_KEYS, SIGNED_KEYS
-from symbiote_cli.core.models import ActionRequest, Event
+from symbiote_cli.core.models import NOTIFICATION_TYPE, ActionRequest, Event, Item, Notification, parse_item
 
 MAX_INPUT_BYTES = 32 * 1024 * 1024
+T = TypeVar("T")
 
 
 def read_text(source: str | None) -> str:
@@ -62,8 +64,29 @@ def _validate(model: type[BaseModel], item: Any, where: str) -> Any:
         raise InputError(f"{where}: {_describe(exc)}") from None
 
 
+def _validate_item(item: Any, where: str) -> Item:
+    if not isinstance(item, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(item).__name__}")
+    try:
+        if item.get("type") == NOTIFICATION_TYPE:  # a Notification's own dump (no ``subject``)
+            return Notification.model_validate(item)
+        return parse_item(item)
+    except ValidationError as exc:
+        raise InputError(f"{where}: {_describe(exc)}") from None
+
+
 def parse_events(text: str) -> list[Event]:
     """One event, a JSON array of events, or JSON lines."""
+    return _parse_many(text, lambda item, where: _validate(Event, item, where))
+
+
+def parse_items(text: str) -> list[Item]:
+    """One event or notification (``GET /notifications``' thread JSON), a JSON array of them, or
+    JSON lines; events and notifications may be mixed (``models.parse_item`` tells them apart)."""
+    return _parse_many(text, _validate_item)
+
+
+def _parse_many(text: str, validate: Callable[[Any, str], T]) -> list[T]:
     stripped = text.strip()
     if not stripped:
         raise InputError("no input: give an event as JSON (object, array or JSON lines)")
@@ -72,7 +95,7 @@ def parse_events(text: str) -> list[Event]:
     except RecursionError:
         raise InputError("JSON nested too deeply") from None
     except json.JSONDecodeError as first_error:
-        events = []
+        events: list[T] = []
         for number, line in enumerate(stripped.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -86,11 +109,11 @@ def parse_events(text: str) -> list[Event]:
                         f"malformed JSON at line {first_error.lineno} column {first_error.colno}: {first_error.msg}"
                     ) from None
                 raise InputError(f"malformed JSON on line {number}: {exc.msg}") from None
-            events.append(_validate(Event, item, f"line {number}"))
+            events.append(validate(item, f"line {number}"))
         return events
     if isinstance(whole, list):
-        return [_validate(Event, item, f"item {i}") for i, item in enumerate(whole)]
-    return [_validate(Event, whole, "event")]
+        return [validate(item, f"item {i}") for i, item in enumerate(whole)]
+    return [validate(whole, "event")]
 
 
 def parse_request(text: str) -> ActionRequest:

@@ -1,16 +1,18 @@
 """What Symbiote does for an event: rules that turn an event into action requests.
 
-Planning is pure: a ``Planner`` looks at one event and returns the action
-requests it wants; routing then decides whose credentials (if any) carry them
-out, and the executor does them. Nothing here touches the network or the disk
-(``rulesfile.py`` reads rules files).
+Planning is pure: a ``Planner`` looks at one item (an ``Event`` of the user's feed, or a
+``Notification``: what others ask of them) and returns the action requests it wants;
+routing then decides whose credentials (if any) carry them out, and the executor does
+them. Nothing here touches the network or the disk (``rulesfile.py`` reads rules files).
 
 A rule matches on the event type and payload action, a repository glob, the
 repository owner, visibility, who acted, and optionally a regular expression on
-the event's text (``searched_texts``: an issue's or PR's title and body, or a
-comment's or review's body); it does one action of a kind (``KINDS``). The first matching
-rule wins unless it says ``continue: true``. With no rules file the built-in
-rules (``BUILTIN_RULES``) reproduce the seed's behaviour (``DefaultRules``).
+the event's text (``searched_texts``: an issue's or PR's title and body, a
+comment's or review's body, a notification's title); a notification rule
+(``event: Notification``) also on its ``reason`` and ``subject`` type. It does one
+action of a kind (``KINDS``). The first matching rule wins unless it says
+``continue: true``. With no rules file the built-in rules (``BUILTIN_RULES``)
+reproduce the seed's behaviour (``DefaultRules``): notifications are only recorded.
 
 Event text is attacker controlled (anyone who can comment writes it), so:
 
@@ -50,7 +52,18 @@ from pydantic import (
     field_validator,
 )
 
-from symbiote_cli.core.models import MARKER_PREFIX, REACTIONS, ActionKind, ActionRequest, AuthMode, Event, valid_repo
+from symbiote_cli.core.models import (
+    MARKER_PREFIX,
+    NOTIFICATION_TYPE,
+    REACTIONS,
+    ActionKind,
+    ActionRequest,
+    AuthMode,
+    Event,
+    Item,
+    Notification,
+    valid_repo,
+)
 
 # Kinds that act with the user's authority even on public repos (routing sends them to
 # ``user``). This is the one declaration; ``KINDS`` and routing read it.
@@ -58,10 +71,10 @@ SENSITIVE_KINDS = frozenset({ActionKind.DISPATCH})
 
 
 class Planner(Protocol):
-    """Anything that plans actions for an event (the default rules, a rules file)."""
+    """Anything that plans actions for an event or a notification (the default rules, a rules file)."""
 
-    def plan(self, event: Event, user: str) -> list[ActionRequest]:
-        """Actions for ``event`` in ``user``'s feed; [] when there is nothing to do."""
+    def plan(self, event: Item, user: str) -> list[ActionRequest]:
+        """Actions for ``event`` in ``user``'s feed (or notifications); [] when there is nothing to do."""
 
 
 def _ack_target(event: Event) -> str | None:
@@ -79,7 +92,11 @@ def _ack_target(event: Event) -> str | None:
 class DefaultRules:
     """The seed's proof of concept: acknowledge issues, PRs and comments."""
 
-    def plan(self, event: Event, user: str) -> list[ActionRequest]:
+    def plan(self, event: Item, user: str) -> list[ActionRequest]:
+        # Without a rules file a notification is only recorded: answering what others ask needs the
+        # user's own words (a rules file), not a generic acknowledgment.
+        if isinstance(event, Notification):
+            return []
         target = _ack_target(event)
         number = event.issue_number
         if target is None or number is None or event.is_symbiote_marked:
@@ -146,18 +163,20 @@ MAX_PATTERN = 500  # characters of a rule's regular expression
 TEXT_LIMIT = 64 * 1024  # only this much of an event's text is searched
 
 TEMPLATE_FIELDS: Mapping[str, str] = {
-    "event.id": "the event id",
-    "event.type": "IssuesEvent, IssueCommentEvent, ...",
-    "event.action": "opened, created, ... (empty when the event has none)",
-    "event.created_at": "when it happened (ISO 8601)",
+    "event.id": "the event id (a notification's: thread and update, n<thread>-<time>)",
+    "event.type": "IssuesEvent, IssueCommentEvent, ..., Notification",
+    "event.action": "opened, created, ... (empty when the event has none; a notification's reason)",
+    "event.created_at": "when it happened (ISO 8601; a notification's updated_at)",
     "repo": "owner/name of the repository",
     "repo.owner": "the repository owner",
     "repo.name": "the repository name",
     "visibility": "public or private",
     "number": "the issue or pull request number (empty when none)",
-    "title": "the issue or pull request title",
+    "title": "the issue or pull request title (a notification's subject title)",
     "url": "link to the comment, review, issue or pull request",
-    "actor": "login of whoever did it",
+    "actor": "login of whoever did it (empty for a notification: it names no actor)",
+    "reason": "a notification's reason: review_requested, mention, ... (empty for events)",
+    "subject": "a notification's subject type: PullRequest, Issue, ... (empty for events)",
     "user": "login of the user Symbiote acts for",
     "fork": "the fork running Symbiote (SYMBIOTE_REPO)",
     "match": "what the rule's text pattern matched",
@@ -222,9 +241,10 @@ def clean_for_input(value: str) -> str:
     return strip_controls(value)[:MAX_INPUT]
 
 
-def event_values(event: Event, user: str, fork: str | None, match: re.Match[str] | None) -> dict[str, str]:
+def event_values(event: Item, user: str, fork: str | None, match: re.Match[str] | None) -> dict[str, str]:
     """The whitelisted fields of ``event`` a template may use (see ``TEMPLATE_FIELDS``)."""
     number = event.issue_number
+    notification = event if isinstance(event, Notification) else None
     values = {
         "event.id": event.id,
         "event.type": event.type,
@@ -237,7 +257,9 @@ def event_values(event: Event, user: str, fork: str | None, match: re.Match[str]
         "number": str(number) if number is not None else "",
         "title": event.title,
         "url": event.html_url or "",
-        "actor": event.actor.login,
+        "actor": event.actor_login or "",
+        "reason": notification.reason if notification else "",
+        "subject": notification.subject_type if notification else "",
         "user": user,
         "fork": fork or "",
     }
@@ -359,6 +381,47 @@ WEBHOOK_NAMES: Mapping[str, str] = {
     "sponsorship": "SponsorshipEvent",
     "watch": "WatchEvent",
 }
+# A notification of ``GET /notifications`` (what others ask of the user) is matched as this
+# "type"; ``*`` matches it too (``*`` is anything).
+NOTIFICATION_EVENT = NOTIFICATION_TYPE
+# Why a notification was sent: https://docs.github.com/rest/activity/notifications#about-notification-reasons
+NOTIFICATION_REASONS = frozenset(
+    {
+        "approval_requested",
+        "assign",
+        "author",
+        "ci_activity",
+        "comment",
+        "invitation",
+        "manual",
+        "member_feature_requested",
+        "mention",
+        "review_requested",
+        "security_advisory_credit",
+        "security_alert",
+        "state_change",
+        "subscribed",
+        "team_mention",
+    }
+)
+# What a notification is about (``subject.type``). GitHub's reference gives no closed list (the
+# OpenAPI ``thread.subject.type`` is a string); these are the types it sends
+# (https://docs.github.com/rest/activity/notifications and the notifications inbox's filters).
+SUBJECT_TYPES = frozenset(
+    {
+        "CheckSuite",
+        "Commit",
+        "Discussion",
+        "Issue",
+        "PullRequest",
+        "Release",
+        "RepositoryDependabotAlertsThread",
+        "RepositoryInvitation",
+        "RepositoryVulnerabilityAlert",
+    }
+)
+# The kinds that act on GitHub; ``mark_read`` follows one of them once it succeeded.
+ACTING_KINDS = frozenset({ActionKind.COMMENT, ActionKind.REACTION, ActionKind.LABEL, ActionKind.DISPATCH})
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
@@ -373,13 +436,39 @@ def _as_list(value: Any) -> Any:
 
 
 def _event_type(name: str) -> str:
-    if name == "*" or name in EVENT_TYPES:
+    if name == "*" or name in EVENT_TYPES or name == NOTIFICATION_EVENT:
         return name
     if name in WEBHOOK_NAMES:
         return WEBHOOK_NAMES[name]
-    hint = difflib.get_close_matches(name, sorted(EVENT_TYPES | set(WEBHOOK_NAMES)), n=1)
+    known = sorted(EVENT_TYPES | set(WEBHOOK_NAMES) | {NOTIFICATION_EVENT})
+    hint = difflib.get_close_matches(name, known, n=1) or difflib.get_close_matches(
+        name.lower(), [k.lower() for k in known], n=1
+    )
+    if hint and hint[0] not in known:
+        hint = [next(k for k in known if k.lower() == hint[0])]
     suggestion = f" (did you mean {hint[0]}?)" if hint else ""
-    raise ValueError(f"unknown event type {name!r}{suggestion}; use an events API type such as IssuesEvent, or *")
+    raise ValueError(
+        f"unknown event type {name!r}{suggestion}; use an events API type such as IssuesEvent, Notification, or *"
+    )
+
+
+def _reason(name: str) -> str:
+    if name in NOTIFICATION_REASONS:
+        return name
+    hint = difflib.get_close_matches(name.lower(), sorted(NOTIFICATION_REASONS), n=1)
+    suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+    known = ", ".join(sorted(NOTIFICATION_REASONS))
+    raise ValueError(f"unknown notification reason {name!r}{suggestion}; one of {known}")
+
+
+def _subject(name: str) -> str:
+    if name in SUBJECT_TYPES:
+        return name
+    by_lower = {s.lower().replace("_", ""): s for s in SUBJECT_TYPES}
+    hint = [by_lower[name.lower().replace("_", "")]] if name.lower().replace("_", "") in by_lower else []
+    hint = hint or difflib.get_close_matches(name, sorted(SUBJECT_TYPES), n=1)
+    suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+    raise ValueError(f"unknown subject type {name!r}{suggestion}; one of {', '.join(sorted(SUBJECT_TYPES))}")
 
 
 def _action(name: str) -> str:
@@ -401,6 +490,8 @@ def _name(value: str) -> str:
 
 
 EventTypeName = Annotated[str, AfterValidator(_event_type)]
+ReasonName = Annotated[str, AfterValidator(_reason)]
+SubjectName = Annotated[str, AfterValidator(_subject)]
 ActionName = Annotated[str, AfterValidator(_action)]
 RepoGlob = Annotated[str, AfterValidator(_glob)]
 Template = Annotated[str, AfterValidator(check_template)]
@@ -519,6 +610,9 @@ class Rule(BaseModel):
     visibility: Literal["public", "private", "any"] = "any"
     actor: Who | None = None
     text: str | None = None
+    reason: Annotated[list[ReasonName] | None, BeforeValidator(_as_list)] = Field(default=None, max_length=30)
+    subject: Annotated[list[SubjectName] | None, BeforeValidator(_as_list)] = Field(default=None, max_length=30)
+    mark_read: bool = False
     do: ActionSpec
     continue_: bool = Field(default=False, alias="continue")
 
@@ -554,6 +648,10 @@ class Rule(BaseModel):
 
     def types(self) -> frozenset[str]:
         return frozenset(self.event)
+
+    def takes_notifications(self) -> bool:
+        """Whether the rule can match a notification (``event: Notification`` or ``*``)."""
+        return bool(self.types() & {"*", NOTIFICATION_EVENT})
 
 
 class RuleSet(BaseModel):
@@ -612,11 +710,34 @@ def semantic_problems(ruleset: RuleSet) -> list[tuple[Loc, str]]:
                 elif not ref.isdigit() and ref not in group_names:
                     known = ", ".join(sorted(group_names)) or "none"
                     problems.append((loc, f"uses {{{{ {used} }}}} but the text pattern has no group {ref!r} ({known})"))
+        if not rule.takes_notifications():
+            for field in ("reason", "subject", "mark_read"):
+                if getattr(rule, field) not in (None, False):
+                    problems.append(
+                        (
+                            ("rules", i, field),
+                            f"{field} is about notifications: add Notification to the rule's event (or use *)",
+                        )
+                    )
+        if rule.mark_read and ActionKind(rule.do.kind) not in ACTING_KINDS:
+            problems.append(
+                (
+                    ("rules", i, "mark_read"),
+                    (
+                        f"mark_read marks the thread read after the action succeeded: do.kind {rule.do.kind}"
+                        " does nothing to succeed (use comment, reaction, label or dispatch)"
+                    ),
+                )
+            )
         if isinstance(rule.do, DispatchAction) and rule.actor is None:
+            only_notifications = rule.types() == {NOTIFICATION_EVENT}
             problems.append(
                 (
                     ("rules", i, "actor"),
-                    "a dispatch rule must say who may trigger it: actor: self (recommended) or actor: any",
+                    "a dispatch rule must say who may trigger it: a notification names no actor, so actor: any"
+                    " (anyone who can notify you triggers it)"
+                    if only_notifications
+                    else "a dispatch rule must say who may trigger it: actor: self (recommended) or actor: any",
                 )
             )
     return problems
@@ -654,21 +775,24 @@ def _who(login: str, user: str) -> str:
     return "self" if login.lower() == user.lower() else "others"
 
 
-def searched_texts(event: Event) -> tuple[str, ...]:
+def searched_texts(event: Item) -> tuple[str, ...]:
     """What a rule's ``text`` pattern searches, in order, each cut to ``TEXT_LIMIT``.
 
+    A notification carries no body: its (subject's) title only.
     For an issue or pull request event the issue's or PR's title, then its body: a report often
     says all it says in its title ("App crashes on start", empty body). For a comment or review
     only what that person wrote: the thread's title is not theirs, and a command pattern such as
     ``^/symbiote deploy`` must not fire on every comment of an issue whose title starts with it.
     Payload shapes per https://docs.github.com/rest/using-the-rest-api/github-event-types.
     """
+    if isinstance(event, Notification):
+        return (event.title[:TEXT_LIMIT],)
     if any(isinstance(event.payload.get(key), dict) for key in ("comment", "review")):
         return (event.text[:TEXT_LIMIT],)
     return (event.title[:TEXT_LIMIT], event.text[:TEXT_LIMIT])
 
 
-def _search(pattern: re.Pattern[str], event: Event) -> re.Match[str] | None:
+def _search(pattern: re.Pattern[str], event: Item) -> re.Match[str] | None:
     """The first match in ``searched_texts`` (the title before the body)."""
     for text in searched_texts(event):
         match = pattern.search(text)
@@ -677,13 +801,24 @@ def _search(pattern: re.Pattern[str], event: Event) -> re.Match[str] | None:
     return None
 
 
-def _mismatch(rule: Rule, event: Event, user: str) -> tuple[str | None, re.Match[str] | None]:
+def _mismatch(rule: Rule, event: Item, user: str) -> tuple[str | None, re.Match[str] | None]:
     """Why ``rule`` does not match ``event`` (None when it does), and the text match."""
     types = rule.types()
     if "*" not in types and event.type not in types:
         return f"event type is {event.type}, rule wants {', '.join(rule.event)}", None
     if rule.action is not None and event.action not in rule.action:
         return f"action is {event.action or '(none)'}, rule wants {', '.join(rule.action)}", None
+    notification = event if isinstance(event, Notification) else None
+    if rule.reason is not None:
+        if notification is None:
+            return f"not a notification: rule wants reason {', '.join(rule.reason)}", None
+        if notification.reason not in rule.reason:
+            return f"reason is {notification.reason}, rule wants {', '.join(rule.reason)}", None
+    if rule.subject is not None:
+        if notification is None:
+            return f"not a notification: rule wants subject {', '.join(rule.subject)}", None
+        if notification.subject_type not in rule.subject:
+            return f"subject is {notification.subject_type}, rule wants {', '.join(rule.subject)}", None
     repo = event.repo_name.lower()
     if not any(fnmatch.fnmatchcase(repo, glob.lower()) for glob in rule.repo):
         return f"repository {event.repo_name} matches none of {', '.join(rule.repo)}", None
@@ -692,12 +827,18 @@ def _mismatch(rule: Rule, event: Event, user: str) -> tuple[str | None, re.Match
     visibility = "private" if event.private else "public"
     if rule.visibility not in ("any", visibility):
         return f"repository is {visibility}, rule wants {rule.visibility}", None
-    if rule.actor not in (None, "any") and _who(event.actor.login, user) != rule.actor:
-        return f"actor @{event.actor.login} is not {'you' if rule.actor == 'self' else 'someone else'}", None
+    if rule.actor not in (None, "any"):
+        login = event.actor_login
+        if login is None:
+            return f"a notification names no actor: actor: {rule.actor} cannot be told (use reason: instead)", None
+        if _who(login, user) != rule.actor:
+            return f"actor @{login} is not {'you' if rule.actor == 'self' else 'someone else'}", None
     match: re.Match[str] | None = None
     if rule.pattern is not None:
         match = _search(rule.pattern, event)
         if match is None:
+            if notification is not None:
+                return "title does not match the pattern", None
             if len(searched_texts(event)) == 1:
                 return "text does not match the pattern", None
             return "neither title nor text matches the pattern", None
@@ -716,10 +857,10 @@ class RulesPlanner:
         self.fork = fork
         self.source = source
 
-    def plan(self, event: Event, user: str) -> list[ActionRequest]:
+    def plan(self, event: Item, user: str) -> list[ActionRequest]:
         return list(self.explain(event, user).requests)
 
-    def explain(self, event: Event, user: str) -> Explanation:
+    def explain(self, event: Item, user: str) -> Explanation:
         """Every rule's verdict on ``event`` and the requests planned (pure)."""
         if event.is_symbiote_marked:
             return Explanation(self.source, (), (), "Symbiote's own comment (hidden marker): never acted on")
@@ -743,7 +884,7 @@ class RulesPlanner:
         return Explanation(self.source, tuple(checks), tuple(requests))
 
     def _build(
-        self, rule: Rule, index: int, event: Event, user: str, match: re.Match[str] | None
+        self, rule: Rule, index: int, event: Item, user: str, match: re.Match[str] | None
     ) -> tuple[ActionRequest | None, str]:
         action = rule.do
         if isinstance(action, NoneAction):
@@ -762,9 +903,13 @@ class RulesPlanner:
             "reason": rule.description or f"rule {rule.label(index)}",
             "issue_number": number,
         }
+        if rule.mark_read and isinstance(event, Notification):
+            # Marked read by the executor once the action succeeded (PATCH /notifications/threads/{id}).
+            fields["thread_id"] = event.thread_id
+        what = "notification" if isinstance(event, Notification) else "event"
         if isinstance(action, CommentAction):
             if number is None:
-                return None, "matched, but the event has no issue or pull request to comment on"
+                return None, f"matched, but the {what} has no issue or pull request to comment on"
             fields["body"] = render_template(action.body, values, clean_for_comment)[:MAX_BODY]
         elif isinstance(action, ReactionAction):
             comment_id = _comment_id(event)
@@ -772,11 +917,11 @@ class RulesPlanner:
                 fields["comment_id"] = comment_id
                 fields["issue_number"] = None
             elif number is None:
-                return None, "matched, but the event has nothing to react to"
+                return None, f"matched, but the {what} has nothing to react to"
             fields["reaction"] = action.reaction
         elif isinstance(action, LabelAction):
             if number is None:
-                return None, "matched, but the event has no issue or pull request to label"
+                return None, f"matched, but the {what} has no issue or pull request to label"
             labels = [render_template(t, values, clean_for_input).strip()[:MAX_LABEL].strip() for t in action.labels]
             fields["labels"] = list(dict.fromkeys(label for label in labels if label))
             if not fields["labels"]:
@@ -801,9 +946,10 @@ class RulesPlanner:
         return request, "matched"
 
 
-def _comment_id(event: Event) -> int | None:
+def _comment_id(event: Item) -> int | None:
     # Reactions on pull request review comments live under another endpoint; react to the PR instead.
-    if event.type != "IssueCommentEvent":
+    # A notification reacts on its issue or PR (its latest comment is not what was asked of the user).
+    if not isinstance(event, Event) or event.type != "IssueCommentEvent":
         return None
     comment = event.payload.get("comment")
     value = comment.get("id") if isinstance(comment, dict) else None

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from yaml import MappingNode, ScalarNode, SequenceNode
 
 from symbiote_cli.core.describe import describe
-from symbiote_cli.core.errors import ConfigError
-from symbiote_cli.core.models import ActionKind, Event, RouteDecision, valid_repo
+from symbiote_cli.core.errors import ConfigError, InputError
+from symbiote_cli.core.models import ActionKind, Item, Notification, RouteDecision, valid_repo
 from symbiote_cli.core.routing import RoutingContext, route_event
 from symbiote_cli.core.rules import (
     BUILTIN_RULES,
@@ -261,19 +261,31 @@ def planner_for(path: Path | None, fork: str | None) -> RulesPlanner:
 
 @dataclass(frozen=True)
 class Explained:
-    """One event explained: the rules' verdicts, the plan and the route (``rules explain``)."""
+    """One event or notification explained: the rules' verdicts, the plan and the route (``rules explain``)."""
 
-    event: Event
+    event: Item
     user: str
     explanation: Explanation
     decision: RouteDecision
 
     def as_json(self) -> dict[str, Any]:
+        notification = self.event if isinstance(self.event, Notification) else None
         return {
             "event_id": self.event.id,
             "type": self.event.type,
             "action": self.event.action,
             "repo": self.event.repo_name,
+            "source": self.event.source.value,
+            **(
+                {
+                    "reason": notification.reason,
+                    "subject": notification.subject_type,
+                    "number": notification.issue_number,
+                    "thread_id": notification.thread_id,
+                }
+                if notification is not None
+                else {}
+            ),
             "user": self.user,
             "rules": self.explanation.source,
             "note": self.explanation.note or None,
@@ -288,13 +300,22 @@ class Explained:
             "route": self.decision.model_dump(mode="json"),
         }
 
-    def lines(self) -> list[str]:
+    def head(self) -> str:
+        """The first line: what the item is, where, and for whom."""
         event = self.event
-        action = f" {_safe(event.action, 50)}" if event.action else ""
         where = f"{event.repo_name}#{event.issue_number}" if event.issue_number else event.repo_name
         visibility = "private" if event.private else "public"
+        for_whom = f"for @{_safe(self.user, 50)}"
+        if isinstance(event, Notification):
+            # No actor (a notification names none) and no title: explain prints no untrusted text it need not.
+            what = f"notification {event.id} {event.reason} on {event.subject_type} {where} ({visibility})"
+            return f"{what}, {for_whom}"
+        action = f" {_safe(event.action, 50)}" if event.action else ""
         head = f"event {event.id} {_safe(event.type, 100)}{action} in {where} ({visibility})"
-        out = [f"{head} by @{event.actor.login}, for @{_safe(self.user, 50)}", f"rules: {self.explanation.source}"]
+        return f"{head} by @{event.actor.login}, {for_whom}"
+
+    def lines(self) -> list[str]:
+        out = [self.head(), f"rules: {self.explanation.source}"]
         if self.explanation.note:
             out.append(f"  {self.explanation.note}")
         for check in self.explanation.checks:
@@ -310,6 +331,8 @@ class Explained:
                     extra.insert(0, f"comment {request.comment_id}")
                 if request.ref is not None:
                     extra.insert(0, f"ref {request.ref}")
+                if request.thread_id is not None:
+                    extra.append(f"thread {request.thread_id}")
                 if is_sensitive(request):
                     extra.append("sensitive: the user's token")
                 out.append(f"  {describe(request)} ({', '.join(extra)})")
@@ -322,18 +345,33 @@ class Explained:
         return out
 
 
+def whose(item: Item, user: str | None, position: int = 0) -> str:
+    """Whose feed (or notifications) ``item`` is from: ``user``, else an event's actor.
+
+    A notification names no actor: without ``user`` there is no telling whose it is (InputError).
+    """
+    if user:
+        return user
+    if item.actor_login is None:
+        raise InputError(
+            f"item {position}: a notification names no actor: say whose notifications these are with --user"
+            " (or SYMBIOTE_USER)"
+        )
+    return item.actor_login
+
+
 def explain_events(
     planner: RulesPlanner,
-    events: Sequence[Event],
+    events: Sequence[Item],
     *,
     user: str | None = None,
     kernel_repos: Sequence[str] = (),
     kernel_owners: Sequence[str] = (),
 ) -> list[Explained]:
-    """Plan (never act) each event with ``planner``, and route it as ``poll`` would."""
+    """Plan (never act) each event or notification with ``planner``, and route it as ``poll`` would."""
     explained = []
-    for event in events:
-        who = user or event.actor.login
+    for position, event in enumerate(events):
+        who = whose(event, user, position)
         explanation = planner.explain(event, who)
         planned = list(explanation.requests)
         ctx = RoutingContext.build(

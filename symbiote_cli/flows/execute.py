@@ -9,6 +9,10 @@ idempotency key: before posting, and again after any write whose outcome is
 unknown (timeout, 5xx, reset connection), the executor looks for the marker and
 reports ``already_done`` instead of posting twice (the second line of defence,
 for a crash between the post and the recorded outcome).
+
+A request that carries a notification's ``thread_id`` (a rule's ``mark_read: true``) has the
+thread marked read once its action is done (or found already done); failing to mark it read
+never turns the done action into a failure.
 """
 
 from __future__ import annotations
@@ -224,8 +228,36 @@ class Executor:
         if self.dry_run:
             return self._result(request, ActionStatus.PLANNED, f"would {describe(request)}")
         if self.claims is not None:
-            return self.claims.once(request, partial(self._write, request, since))
-        return self._write(request, since)
+            return self.claims.once(request, partial(self._act, request, since))
+        return self._act(request, since)
+
+    def _act(self, request: ActionRequest, since: str | None) -> ActionResult:
+        result = self._write(request, since)
+        if request.thread_id is not None and result.status in (ActionStatus.DONE, ActionStatus.ALREADY_DONE):
+            return self._mark_read(request, request.thread_id, result)
+        return result
+
+    def _mark_read(self, request: ActionRequest, thread_id: str, result: ActionResult) -> ActionResult:
+        """Mark the notification thread read after its action (``PATCH /notifications/threads/{id}``,
+        https://docs.github.com/rest/activity/notifications#mark-a-thread-as-read).
+
+        Always with the user's token: notifications are the user's own, an app cannot read or mark them.
+        """
+        try:
+            self.user_client.mark_thread_read(thread_id)
+        except (AuthError, RateLimitedError) as exc:
+            # The loop stops or waits; the item is planned again and its action found done (the marker,
+            # GitHub's idempotent reactions and labels), then the thread is marked read. A dispatch has
+            # no such check: raising would dispatch it twice, so it is only reported.
+            if request.kind is not ActionKind.DISPATCH:
+                raise
+            why = exc.message
+        except GitHubError as exc:
+            why = exc.message
+        else:
+            return result.model_copy(update={"detail": f"{result.detail}; thread marked read"})
+        log.warning("notification thread %s: could not mark it read (%s)", thread_id, why)
+        return result.model_copy(update={"detail": f"{result.detail}; could not mark the thread read ({why})"})
 
     def _write(self, request: ActionRequest, since: str | None) -> ActionResult:
         try:

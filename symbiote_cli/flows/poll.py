@@ -37,16 +37,16 @@ from symbiote_cli.core.models import (
     Item,
     Notification,
     NotificationCursor,
-    Source,
     ProcessedEvent,
     Route,
     RouteDecision,
     Session,
+    Source,
 )
 from symbiote_cli.core.privacy import protect_record
 from symbiote_cli.core.routing import RoutingContext, route_event
 from symbiote_cli.core.rules import KINDS, is_sensitive, summarize
-from symbiote_cli.flows import inbox
+from symbiote_cli.flows import inbox, notifications
 from symbiote_cli.storage import layout, transactions
 from symbiote_cli.storage.branch import HistoryRewrittenError
 
@@ -133,6 +133,8 @@ class CycleReport:
     handled: int = 0
     deferred: int = 0
     gap: bool = False
+    notifications: int = 0
+    """New notifications this cycle (they count in ``new``, ``handled`` and ``deferred`` too)."""
     commit: str | None = None
     poll_interval: int | None = None
     wait_until: float | None = None
@@ -238,6 +240,13 @@ class Poller:
         self._new_etag: str | None = None
         self._feed_unchanged = False
         self._quiet_cycles = 0
+        self._sources = set(options.sources)
+        self.stats.sources = tuple(source.value for source in Source if source in self._sources)
+        self.notifications_cursor: NotificationCursor | None = None
+        self._notifications_dirty = False
+        self._notifications_backlog = False
+        self._poll_intervals: dict[Source, int] = {}
+        self._owner_checked = False
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -247,6 +256,7 @@ class Poller:
         # A damaged file stops the run here, before anything is acted on or rewritten.
         layout.check_user_files(self.storage, self.opts.user)
         self.cursor = layout.load_cursor(self.storage, self.opts.user)
+        self.notifications_cursor = layout.load_notification_cursor(self.storage, self.opts.user)
         self.registry.entries.update(layout.load_registry(self.storage))
         self._seed_budget()
         layout.check_key(self.storage, self.opts.user, self.sealer)
@@ -386,8 +396,9 @@ class Poller:
 
     def _cycle_body(self, report: CycleReport) -> None:
         self._feed_unchanged = False
+        self._owner_checked = False
         try:
-            self._poll_and_handle(report)
+            self._poll_sources(report)
         except RateLimitedError as exc:
             report.status = CycleStatus.RATE_LIMITED
             report.wait_until = exc.retry_at
@@ -405,7 +416,8 @@ class Poller:
         heartbeat_due = (
             self.session is not None and self.clock.now() - self._last_heartbeat >= self.opts.heartbeat_interval
         )
-        if self._pending_records or self._cursor_dirty or heartbeat_due or self._pending_outbox:
+        dirty = self._cursor_dirty or self._notifications_dirty
+        if self._pending_records or dirty or heartbeat_due or self._pending_outbox:
             report.commit = self._flush(self._heartbeat() if heartbeat_due else None, self._message(report))
             if heartbeat_due and self.session is not None and self.session_hook:
                 self.session_hook(self.session)
@@ -456,7 +468,8 @@ class Poller:
 
     def _message(self, report: CycleReport) -> str:
         if report.handled:
-            return f"poll {self.opts.user}: {report.handled} events (cycle {report.number})"
+            notes = f", {report.notifications} notifications" if report.notifications else ""
+            return f"poll {self.opts.user}: {report.handled} items{notes} (cycle {report.number})"
         if report.status is CycleStatus.BASELINE:
             return f"poll {self.opts.user}: baseline"
         return f"poll {self.opts.user}: heartbeat"
@@ -480,7 +493,7 @@ class Poller:
         report.poll_interval = first.poll_interval
         if first.poll_interval:
             # Obey X-Poll-Interval (https://docs.github.com/rest/activity/events).
-            self._effective_interval = max(self.opts.interval, float(first.poll_interval))
+            self._obey_poll_interval(Source.EVENTS, first.poll_interval)
         self._feed_unchanged = first.status == 304
         if first.status == 304:
             return None
@@ -511,6 +524,114 @@ class Poller:
         gap = bool(cursor is not None and last and ordered and ordered[0].id_int > last)
         ahead = ordered[-1].id if cursor is not None and last and ordered and ordered[-1].id_int < last else None
         return [e for e in ordered if e.id_int > last], gap, ahead
+
+    def _poll_sources(self, report: CycleReport) -> None:
+        """Both sources, events first; the cycle is quiet only when every source answered 304."""
+        if Source.EVENTS in self._sources:
+            self._poll_and_handle(report)
+        else:
+            self._feed_unchanged = True
+        if Source.NOTIFICATIONS in self._sources:
+            unchanged = self._poll_notifications(report)
+            self._feed_unchanged = self._feed_unchanged and unchanged
+
+    def _obey_poll_interval(self, source: Source, seconds: int) -> None:
+        """Wait at least what every source's ``X-Poll-Interval`` asks (and ``--interval``)."""
+        self._poll_intervals[source] = seconds
+        self._effective_interval = max([self.opts.interval, *map(float, self._poll_intervals.values())])
+
+    def _poll_notifications(self, report: CycleReport) -> bool:
+        """Read the notifications list, act on what is new, oldest first; True when it was unchanged (304).
+
+        Shares the write budget with the events handled before it; what the budget leaves is kept
+        for the next cycles (``Last-Modified`` is then not stored, so the list is read again).
+        """
+        cursor = self.notifications_cursor
+        try:
+            got = notifications.read(
+                self.client,
+                cursor,
+                backlog=self._notifications_backlog,
+                backfill=self.opts.backfill,
+                max_pages=self.opts.max_pages,
+                warn=self.observer.warn,
+            )
+        except (AuthError, RateLimitedError):
+            raise
+        except GitHubError as exc:
+            if exc.status != 403:
+                raise
+            self._drop_notifications(exc)
+            return True
+        if got.poll_interval:
+            # Obey X-Poll-Interval (https://docs.github.com/rest/activity/notifications).
+            self._obey_poll_interval(Source.NOTIFICATIONS, got.poll_interval)
+        if got.status == 304:
+            return True
+        report.fetched += got.fetched
+        if cursor is None:
+            cursor = self.notifications_cursor = notifications.baseline(
+                self.opts.user, got, now=self.clock.now(), backfill=self.opts.backfill
+            )
+            self._notifications_dirty = True
+            if not self.opts.backfill:
+                if report.status is CycleStatus.IDLE:
+                    report.status = CycleStatus.BASELINE
+                self.observer.warn(
+                    f"first run of notifications: baseline taken at {cursor.floor}; older notifications are"
+                    " not acted on (use --backfill to act on them)"
+                )
+                return False
+        if got.gap:
+            report.gap = True
+            self.stats.gaps += 1
+            self.observer.warn(
+                f"gap: more than {self.opts.max_pages} pages of notifications were new; older updates were not read"
+            )
+        new = got.new
+        report.new += len(new)
+        report.notifications = len(new)
+        if new:
+            self._check_owner()
+            if report.status in (CycleStatus.IDLE, CycleStatus.BASELINE):
+                report.status = CycleStatus.EVENTS
+        plans = {item.id: self.planner.plan(item, self.opts.user) for item in new}
+        if new:
+            self.registry.resolve([item for item in new if plans[item.id]])
+        handled: list[Notification] = []
+        for item in new:
+            if self.stop.is_set() or not self._handle(item, plans[item.id]):
+                break
+            handled.append(item)
+        left = len(new) - len(handled)
+        report.handled += len(handled)
+        if left:
+            report.deferred += left
+            if not self.stop.is_set():
+                report.status = CycleStatus.BACKLOG
+                self.stats.actions_deferred += left
+                self.observer.warn(f"write budget reached: {left} notifications carried to the next cycles")
+        self._notifications_backlog = bool(left)
+        updated = cursor.handled(handled).model_copy(update={"last_modified": None if left else got.last_modified})
+        if updated != cursor:
+            self.notifications_cursor = updated
+            self._notifications_dirty = True
+        return False
+
+    def _drop_notifications(self, exc: GitHubError) -> None:
+        """GitHub refused the notifications list (a fine-grained token): warn once, poll the rest."""
+        self._sources.discard(Source.NOTIFICATIONS)
+        self.stats.sources = tuple(source.value for source in Source if source in self._sources)
+        rest = " and ".join(self.stats.sources) or "nothing"
+        message = (
+            f"GitHub refused to list notifications ({exc.status}): only classic tokens with the notifications"
+            f" or repo scope can read them, fine-grained ones cannot; polling {rest} for the rest of this run"
+            " (use a classic token, or set SYMBIOTE_SOURCES=events)"
+        )
+        self.stats.source_warnings.append(message)
+        self.observer.warn(message)
+        if not self._sources:
+            raise GitHubError(f"{exc.message}: notifications were the only source and GitHub refuses them", 403)
 
     def _poll_and_handle(self, report: CycleReport) -> None:
         fetched = self._fetch(report)
@@ -554,7 +675,7 @@ class Poller:
                 f"gap: events after {self.cursor.last_event_id} fell out of GitHub's 300-event window"
                 " before they could be read"
             )
-        if new and not self.opts.dry_run:
+        if new:
             self._check_owner()
         # Plan first: only repos where something would be done need the kernel lookup
         # (a push or a star costs no API call).
@@ -588,9 +709,10 @@ class Poller:
             self._cursor_dirty = True
 
     def _check_owner(self) -> None:
-        """Stop before acting if a newer session of this user took over."""
-        if self.session is None:
+        """Stop before acting if a newer session of this user took over (asked once a cycle)."""
+        if self.session is None or self.opts.dry_run or self._owner_checked:
             return
+        self._owner_checked = True
         refresh = getattr(self.storage, "refresh", None)
         if callable(refresh):
             refresh()
@@ -598,8 +720,8 @@ class Poller:
         if not sessions.still_owner(stored, self.session.id):
             raise SupersededError(f"session {self.session.id[:12]} was superseded by a newer session; stopping")
 
-    def _handle(self, event: Event, planned: list[ActionRequest]) -> bool:
-        """Route and act on one event; False when the write budget is spent."""
+    def _handle(self, event: Item, planned: list[ActionRequest]) -> bool:
+        """Route and act on one event or notification; False when the write budget is spent."""
         ctx = RoutingContext.build(
             self.opts.user,
             kernel_repos=self.opts.kernel_repos,
@@ -627,6 +749,9 @@ class Poller:
             self.observer.acted(event, request, result)
         self.stats.events_by_route[decision.route.value] += 1
         self.stats.events_by_type[event.type] += 1
+        notification = event.reason if isinstance(event, Notification) else None
+        if notification is not None:
+            self.stats.notifications_by_reason[notification] += 1
         self._pending_records.append(
             ProcessedEvent(
                 event_id=event.id,
@@ -638,6 +763,7 @@ class Poller:
                 processed_at=self.clock.now(),
                 private=event.private,
                 actions=results,
+                notification=notification,
             )
         )
         return True
@@ -677,6 +803,7 @@ class Poller:
             finished=inbox.finished(user, self._pending_outbox.values(), self.sealer),
             registry=self.registry.take_changes(),
             session=session,
+            notifications=self.notifications_cursor if self._notifications_dirty else None,
         )
         if not cycle:
             return None
@@ -685,6 +812,7 @@ class Poller:
         self._pending_records.clear()
         self._pending_outbox.clear()
         self._cursor_dirty = False
+        self._notifications_dirty = False
         return sha
 
     def _counted(self, applied: transactions.Applied) -> transactions.Applied:

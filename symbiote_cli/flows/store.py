@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from symbiote_cli.core.clock import Clock, iso
 from symbiote_cli.core.errors import StorageError, UsageError
-from symbiote_cli.core.models import ProcessedEvent
+from symbiote_cli.core.models import ProcessedEvent, item_order
 from symbiote_cli.storage import layout, transactions
 from symbiote_cli.storage.branch import validate_path
 
@@ -23,7 +23,7 @@ def events(storage: Storage, sealer: Sealer | None, user: str | None, *, limit: 
     records: list[ProcessedEvent] = []
     for login in users:
         records.extend(layout.list_processed(storage, login, sealer=sealer, limit=limit))
-    records.sort(key=lambda r: (r.processed_at, int(r.event_id)), reverse=True)
+    records.sort(key=lambda r: (r.processed_at, item_order(r.event_id)), reverse=True)
     return records[:limit]
 
 

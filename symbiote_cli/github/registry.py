@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from symbiote_cli.core.clock import iso
 from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError
-from symbiote_cli.core.models import Event, RegistryEntry
+from symbiote_cli.core.models import Item, RegistryEntry
 from symbiote_cli.core.routing import registry_key
 
 if TYPE_CHECKING:
@@ -67,11 +67,11 @@ class KernelRegistry:
         entry = self.entries.get(key)
         return entry is not None and self.clock.now() - entry.checked_at < self.ttl
 
-    def _static(self, event: Event) -> bool:
+    def _static(self, event: Item) -> bool:
         """SYMBIOTE_KERNEL_REPOS/OWNERS decide without a lookup."""
         return event.repo_name.lower() in self.kernel_repos or event.owner.lower() in self.kernel_owners
 
-    def resolve(self, events: Iterable[Event], *, force: bool = False) -> None:
+    def resolve(self, events: Iterable[Item], *, force: bool = False) -> None:
         """Look up every repo of ``events`` whose entry is missing or stale (nothing without a client)."""
         client = self.client
         if client is None:
@@ -117,7 +117,7 @@ class KernelRegistry:
             return True, f"owner has a {OWNER_REPO} repository"
         return False, "no kernel config found"
 
-    def unknown(self, events: Iterable[Event], why: str) -> dict[str, str]:
+    def unknown(self, events: Iterable[Item], why: str) -> dict[str, str]:
         """Registry key -> "kernel status unknown <why>" for each repo of ``events`` that ``resolve``
         would look up but has no fresh answer for (never looked up, stale, or the lookup failed).
 

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ValidationError
 
 from symbiote_cli.core.errors import SchemaVersionError, StorageError
-from symbiote_cli.core.models import Cursor, ProcessedEvent, RegistryEntry, Session, valid_login
+from symbiote_cli.core.models import (
+    Cursor,
+    NotificationCursor,
+    ProcessedEvent,
+    RegistryEntry,
+    Session,
+    item_order,
+    valid_login,
+)
 from symbiote_cli.core.privacy import protect_record, reveal_record
 from symbiote_cli.storage.branch import SCHEMA_VERSION
 
@@ -42,6 +50,11 @@ def user_dir(user: str) -> str:
 
 def cursor_path(user: str) -> str:
     return f"{user_dir(user)}/cursor.json"
+
+
+def notifications_path(user: str) -> str:
+    """The notifications source's position (``NotificationCursor``), beside the events ``cursor.json``."""
+    return f"{user_dir(user)}/notifications.json"
 
 
 def session_path(user: str) -> str:
@@ -139,6 +152,11 @@ def load_cursor(reader: Reader, user: str) -> Cursor | None:
     return cursor
 
 
+def load_notification_cursor(reader: Reader, user: str) -> NotificationCursor | None:
+    cursor: NotificationCursor | None = _model(reader, notifications_path(user), NotificationCursor)
+    return cursor
+
+
 def load_session(reader: Reader, user: str) -> Session | None:
     session: Session | None = _model(reader, session_path(user), Session)
     return session
@@ -202,6 +220,7 @@ def load_day(reader: Reader, path: str) -> dict[str, Any]:
 def check_user_files(reader: Reader, user: str) -> None:
     """Read every file a run of ``user`` may rewrite, so a damaged one stops it before anything is done."""
     load_cursor(reader, user)
+    load_notification_cursor(reader, user)
     load_session(reader, user)
     load_registry(reader)
     load_incidents(reader, user)
@@ -260,7 +279,7 @@ def list_processed(
                 records.append(reveal_record(ProcessedEvent.model_validate(value), sealer))
             except ValidationError:
                 continue
-        records.sort(key=lambda r: (r.processed_at, int(r.event_id)), reverse=True)
+        records.sort(key=lambda r: (r.processed_at, item_order(r.event_id)), reverse=True)
         for record in records:
             if since is not None and record.processed_at < since:
                 continue

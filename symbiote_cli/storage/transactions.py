@@ -27,6 +27,7 @@ from symbiote_cli.core import sessions
 from symbiote_cli.core.errors import InputError, StorageError
 from symbiote_cli.core.models import (
     Cursor,
+    NotificationCursor,
     ProcessedEvent,
     RegistryEntry,
     Session,
@@ -166,6 +167,19 @@ def advance_cursor(view: layout.Reader, user: str, cursor: Cursor, *, now: float
     return {layout.cursor_path(user): merged.model_copy(update={"updated_at": now}).model_dump(mode="json")}
 
 
+def advance_notifications(view: layout.Reader, user: str, cursor: NotificationCursor, *, now: float) -> Changes:
+    """Store ``cursor`` as ``user``'s notifications position, stamped ``updated_at=now``.
+
+    Guarantee: a handled thread update is never forgotten (and so never acted on twice): what
+    another writer stored is merged in (``NotificationCursor.merged``: the newer update of each
+    thread, the higher floor; ``Last-Modified`` dropped when the stored one knew more).
+    """
+    stored = layout.load_notification_cursor(view, user)
+    merged = cursor if stored is None else cursor.merged(stored)
+    merged = merged.pruned(now).model_copy(update={"updated_at": now})
+    return {layout.notifications_path(user): merged.model_dump(mode="json")}
+
+
 def record_events(view: layout.Reader, user: str, records: Sequence[ProcessedEvent]) -> Changes:
     """Add processed events to ``user``'s day files.
 
@@ -202,13 +216,17 @@ class Cycle:
     finished: Sequence[Finished] = ()
     registry: Mapping[str, RegistryEntry] = field(default_factory=dict)
     session: Session | None = None
+    notifications: NotificationCursor | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.cursor or self.events or self.finished or self.registry or self.session)
+        return bool(
+            self.cursor or self.events or self.finished or self.registry or self.session or self.notifications
+        )
 
 
 def flush_cycle(view: layout.Reader, user: str, cycle: Cycle, *, now: float) -> Changes:
-    """Everything a poll cycle stores, in one commit: :func:`advance_cursor`, :func:`record_events`,
+    """Everything a poll cycle stores, in one commit: :func:`advance_cursor`,
+    :func:`advance_notifications`, :func:`record_events`,
     :func:`merge_registry`, :func:`record_outcome` for each finished state request, and
     :func:`save_own_session` for the heartbeat or end.
 
@@ -218,6 +236,8 @@ def flush_cycle(view: layout.Reader, user: str, cycle: Cycle, *, now: float) -> 
     changes: Changes = {}
     if cycle.cursor is not None:
         changes.update(advance_cursor(view, user, cycle.cursor, now=now))
+    if cycle.notifications is not None:
+        changes.update(advance_notifications(view, user, cycle.notifications, now=now))
     if cycle.events:
         changes.update(record_events(view, user, cycle.events))
     changes.update(merge_registry(view, cycle.registry))

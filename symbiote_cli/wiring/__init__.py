@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from symbiote_cli.core.kernel import KernelRequest
-    from symbiote_cli.core.models import Event, ProcessedEvent, RegistryEntry, RouteDecision
+    from symbiote_cli.core.models import Item, ProcessedEvent, RegistryEntry, RouteDecision
     from symbiote_cli.flows.poll import Observer, RunStats
     from symbiote_cli.settings import Settings
 
@@ -169,9 +169,9 @@ def load_planner(settings: Settings, explicit: Path | None = None) -> RulesPlann
 
 
 def explain_events(
-    settings: Settings, events: Sequence[Event], *, user: str | None = None, rules: Path | None = None
+    settings: Settings, events: Sequence[Item], *, user: str | None = None, rules: Path | None = None
 ) -> list[rulesfile.Explained]:
-    """Plan (never act) each event with the configured rules, and route it as ``poll`` would."""
+    """Plan (never act) each event or notification with the configured rules, and route it as ``poll`` would."""
     return rulesfile.explain_events(
         load_planner(settings, rules),
         events,
@@ -229,6 +229,7 @@ def build_poller(
         kernel_repos=tuple(settings.kernel_repos),
         kernel_owners=tuple(settings.kernel_owners),
         rebaseline=req.rebaseline,
+        sources=frozenset(settings.sources),
     )
     return Poller(
         options,
@@ -292,7 +293,7 @@ def run_poll(
 
 def route_events(
     settings: Settings,
-    events: Sequence[Event],
+    events: Sequence[Item],
     *,
     user: str | None = None,
     offline: bool = False,
@@ -308,7 +309,7 @@ def route_events(
     """
     clock = clock or SystemClock()
     planner = load_planner(settings)
-    whose = [user or settings.user or event.actor.login for event in events]
+    whose = [rulesfile.whose(event, user or settings.user, i) for i, event in enumerate(events)]
     plans = [planner.plan(event, who) for event, who in zip(events, whose, strict=True)]
     looked_up = [event for event, plan in zip(events, plans, strict=True) if plan]
     online = not offline and settings.token_source is not None

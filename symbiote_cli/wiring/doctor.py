@@ -1,7 +1,8 @@
 """``symbiote doctor``: is everything in place? Each check says how to fix what fails.
 
 Checks, in order: the token (valid, and whose), its kind and scopes, whether the
-user's private events are visible, the storage branch (readable and pushable),
+user's private events are visible, whether the token can read notifications (a
+failure only when ``SYMBIOTE_SOURCES`` polls them), the storage branch (readable and pushable),
 Actions in the fork (enabled, workflows present and active), the worker (when
 ``SYMBIOTE_WORKER_URL`` is set) and the rules file. A check that cannot run
 because an earlier one failed is skipped. The token itself is never printed:
@@ -21,7 +22,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from symbiote_cli.core.errors import AuthError, ConfigError, GitHubError, StorageError
+from symbiote_cli.core.errors import AuthError, ConfigError, GitHubError, RateLimitedError, StorageError
+from symbiote_cli.core.models import Source
 from symbiote_cli.core.redaction import REDACT
 from symbiote_cli.core.rulesfile import RulesFileError, load_rules_file
 from symbiote_cli.storage import transactions
@@ -118,6 +120,7 @@ class Doctor:
         checks = [self.check_token()]
         checks.append(self.check_kind())
         checks.append(self.check_private_events())
+        checks.append(self.check_notifications())
         checks.append(self.check_storage())
         checks.append(self.check_actions())
         checks.append(self.check_worker())
@@ -285,6 +288,80 @@ class Doctor:
             "that may read those repositories",
             "use a personal access token (classic with the repo scope, or fine-grained with Events read)",
         )
+
+    # -- notifications ---------------------------------------------------------------------------
+
+    def check_notifications(self) -> Check:
+        """Can the token read ``GET /notifications``? Only classic tokens (and OAuth app tokens) with the
+        ``notifications`` or ``repo`` scope may (https://docs.github.com/rest/activity/notifications):
+        fine-grained and app tokens are refused. Not being able to is a failure only when the run
+        would poll notifications (``SYMBIOTE_SOURCES``); otherwise the line only says what to do.
+        """
+        name = "notifications readable"
+        polled = Source.NOTIFICATIONS in self.settings.sources
+        if self.client is None or not self.token_ok:
+            return Check(name, Status.SKIP, "needs a valid token")
+        try:
+            refusal = self._notifications_refusal(self.client)
+        except GitHubError as exc:
+            return Check(
+                name,
+                Status.WARN,
+                f"could not check notifications: {exc.message}",
+                "run doctor again; check GITHUB_API_URL and the network",
+            )
+        if refusal is None:
+            if polled:
+                return Check(name, Status.PASS, "yes, and they are polled (SYMBIOTE_SOURCES includes notifications)")
+            return Check(
+                name,
+                Status.PASS,
+                "yes, but they are not polled: set SYMBIOTE_SOURCES=events,notifications to act on review "
+                "requests, mentions and assignments",
+            )
+        if polled:
+            return Check(
+                name,
+                Status.FAIL,
+                f"{refusal}; SYMBIOTE_SOURCES includes notifications, so the run would poll events only",
+                f"use a classic token with the notifications scope ({TOKENS_URL}), or keep SYMBIOTE_SOURCES=events",
+            )
+        return Check(
+            name,
+            Status.SKIP,
+            f"{refusal}; not polled (SYMBIOTE_SOURCES=events), so nothing is lost",
+            "to act on review requests and mentions, use a classic token with the notifications scope "
+            f"({TOKENS_URL}) and set SYMBIOTE_SOURCES=events,notifications",
+        )
+
+    def _notifications_refusal(self, client: GitHubClient) -> str | None:
+        """Why the token cannot read notifications, or None when it can.
+
+        A fine-grained token is known by its prefix (GitHub refuses it, no request needed); any
+        other token asks for one thread: 403 or 404 is a refusal, other errors (rate limits) propagate.
+        """
+        refused = "this token cannot read notifications (fine-grained tokens cannot)"
+        if self.kind == "fine-grained":
+            return refused
+        try:
+            client.list_notifications(per_page=1)
+        except RateLimitedError:
+            raise  # a 403 that means "wait", not "never"
+        except GitHubError as exc:
+            if exc.status not in (403, 404):
+                raise
+        else:
+            return None
+        scopes = set(parse_scopes(client.oauth_scopes))
+        if self.kind == "installation":
+            return "this token cannot read notifications (app tokens like GITHUB_TOKEN cannot)"
+        if (
+            self.kind in ("classic", "oauth")
+            and client.oauth_scopes is not None
+            and not {"notifications", "repo"} & scopes
+        ):
+            return "this token cannot read notifications: it has neither the notifications nor the repo scope"
+        return refused
 
     # -- storage ---------------------------------------------------------------------------------
 

@@ -30,8 +30,17 @@ def poll(
     duration: Annotated[str | None, typer.Option(help="Stop after this long: 30s, 90m, 6h, 5h45m.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and print; write nothing.")] = False,
     backfill: Annotated[
-        bool, typer.Option("--backfill", help="On the first run, act on the events already in the feed.")
+        bool,
+        typer.Option("--backfill", help="On the first run, act on the events (and notifications) already there."),
     ] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="What to poll, comma-separated: events (your activity), notifications (what others ask of you;"
+            " classic tokens only) \\[default: SYMBIOTE_SOURCES, else events]",
+        ),
+    ] = None,
     rebaseline: Annotated[
         bool,
         typer.Option(
@@ -50,7 +59,7 @@ def poll(
     json_out: Annotated[bool, typer.Option("--json", help="JSON lines for machines.")] = False,
     debug: common.DebugOpt = False,
 ) -> None:
-    """Poll your events and act on new ones, until stopped or --duration passes.
+    """Poll your events (and notifications) and act on new ones, until stopped or --duration passes.
 
     Example: `GH_PAT=... symbiote poll --duration 5h45m`
     """
@@ -63,7 +72,9 @@ def poll(
     observer: Any = None
     try:
         seconds = parse_duration(duration) if duration else None
-        settings = common.settings(debug, interval=interval, storage_repo=storage_repo, storage_branch=storage_branch)
+        settings = common.settings(
+            debug, interval=interval, storage_repo=storage_repo, storage_branch=storage_branch, sources=source
+        )
         from symbiote_cli.wiring import PollRequest  # noqa: PLC0415 - lazy: --help stays fast
 
         stop = threading.Event()

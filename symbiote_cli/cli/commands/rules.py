@@ -55,7 +55,12 @@ def rules_check(
 @app.command("explain")
 def rules_explain(
     source: Annotated[
-        str | None, typer.Argument(help="Event JSON file (events API shape), or - for stdin.", show_default=False)
+        str | None,
+        typer.Argument(
+            help="JSON file of events (events API shape) and/or notifications (GET /notifications' shape),"
+            " or - for stdin.",
+            show_default=False,
+        ),
     ] = None,
     rules: Annotated[
         Path | None,
@@ -63,22 +68,29 @@ def rules_explain(
             "--rules", help="Rules file \\[default: SYMBIOTE_CONFIG, else .github/symbiote.yml, else built-in]."
         ),
     ] = None,
-    user: Annotated[str | None, typer.Option(help="Whose feed the event comes from \\[default: the actor].")] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            help="Whose feed the event comes from \\[default: the actor]; needed for notifications (no actor)."
+        ),
+    ] = None,
     storage_repo: common.StorageRepoOpt = None,
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event or notification.")] = False,
     debug: common.DebugOpt = False,
 ) -> None:
-    """Show which rule matches an event and what it would do. Plans only: no network, no writes.
+    """Show which rule matches an event or notification and what it would do. Plans only: no network, no writes.
 
-    Reads one event, a JSON array of events or JSON lines.
+    Reads one event or notification, a JSON array of them or JSON lines, mixed as you like.
+    A notification names no actor: give --user (or SYMBIOTE_USER).
     Example: `symbiote rules explain event.json --rules examples/deploy.yml`
+    Example: `symbiote rules explain n.json --user octo --rules examples/notifications.yml`
     """
     settings = common.settings(debug, storage_repo=storage_repo)
     from symbiote_cli.cli.output import emit, emit_json  # noqa: PLC0415 - lazy: --help stays fast
-    from symbiote_cli.core.inputs import parse_events, read_text  # noqa: PLC0415 - lazy: --help stays fast
+    from symbiote_cli.core.inputs import parse_items, read_text  # noqa: PLC0415 - lazy: --help stays fast
     from symbiote_cli.wiring import explain_events  # noqa: PLC0415 - lazy: --help stays fast
 
-    for explained in explain_events(settings, parse_events(read_text(source)), user=user, rules=rules):
+    for explained in explain_events(settings, parse_items(read_text(source)), user=user, rules=rules):
         if json_out:
             emit_json(explained.as_json())
         else:

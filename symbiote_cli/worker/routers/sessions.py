@@ -16,7 +16,7 @@ router = APIRouter(tags=["sessions"], responses=ERRORS)
 async def start(request: Request, user_id: UserPath, worker: WorkerDep) -> SessionAnswer:
     """Start a session for a user (local poller, or dispatch symbiote-main.yml in the user's fork)."""
     _body, principal = await authenticated(request, worker)
-    return await run_in_threadpool(worker.sessions.start, user_id, str(request.base_url), principal.key)
+    return await worker.sessions.start(user_id, str(request.base_url), principal.key)
 
 
 @router.post(CALLBACK_PATH, openapi_extra=json_body("SessionReport", "StateResultReport"))
@@ -24,7 +24,7 @@ async def session_callback(request: Request, worker: WorkerDep) -> CallbackAnswe
     """A workflow run registers, heartbeats and ends its session, or reports a state's result
     (HMAC-signed, or the run's GitHub Actions OIDC token)."""
     body, principal = await authenticated(request, worker, allow_oidc=True)
-    return await run_in_threadpool(worker.callbacks.handle, body, principal)
+    return await worker.callbacks.handle(body, principal)
 
 
 @router.get("/session/{userId}/status")

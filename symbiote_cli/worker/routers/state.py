@@ -49,7 +49,7 @@ async def state_post(
     await run_in_threadpool(worker.auth.authenticate, body, request.headers, target(request))
     if data is None:
         data = checks.parse_object(body)  # raises the JSON error
-    status, answer = await run_in_threadpool(worker.states.queue, state_id, data, str(request.base_url))
+    status, answer = await worker.states.queue(state_id, data, str(request.base_url))
     response.status_code = status
     return answer
 

@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from symbiote_cli.core.models import SessionStatus
 from symbiote_cli.core.signing import DEFAULT_TOLERANCE
@@ -35,17 +36,21 @@ class CallbackService:
         self.auth = auth
         self.states = states
 
-    def handle(self, body: bytes, principal: Principal) -> StateResultAccepted | SessionReported:
-        """Apply the report its ``kind`` names (422 for anything else), as ``principal`` may."""
+    async def handle(self, body: bytes, principal: Principal) -> StateResultAccepted | SessionReported:
+        """Apply the report its ``kind`` names (422 for anything else), as ``principal`` may.
+
+        A coroutine: parsing and checks are quick and pure, the wait for the commit is awaited and
+        the git reads run in the thread pool, so many runs reporting at once hold no thread each.
+        """
         data = checks.parse_object(body)
         kind = data.get("kind")
         if kind == "state_result":
-            return self._state_result(data, principal)
+            return await self._state_result(data, principal)
         if kind != "session":
             raise ApiError(422, "invalid_report", 'kind must be "session" or "state_result"')
-        return self._session(data, principal)
+        return await self._session(data, principal)
 
-    def _state_result(self, data: dict[str, Any], principal: Principal) -> StateResultAccepted:
+    async def _state_result(self, data: dict[str, Any], principal: Principal) -> StateResultAccepted:
         try:
             report = StateResultReport.model_validate(data)
         except ValidationError as exc:
@@ -54,10 +59,10 @@ class CallbackService:
         record = {k: v for k, v in data.items() if k != "kind"}
         has_result = "status" in record and ("result" in record or "sealed" in record)
         # Kept in the worker's outbox (the first result stays); the dispatched request is dropped.
-        self.states.record_result(state_id, record if has_result else None, principal)
+        await self.states.record_result(state_id, record if has_result else None, principal)
         return StateResultAccepted(kind="state_result", state_id=state_id, accepted=True)
 
-    def _session(self, data: dict[str, Any], principal: Principal) -> SessionReported:
+    async def _session(self, data: dict[str, Any], principal: Principal) -> SessionReported:
         try:
             reported = SessionReport.model_validate(data)
         except ValidationError as exc:
@@ -83,8 +88,11 @@ class CallbackService:
         report = partial(transactions.report_session, user=user, report=reported, now=now, heartbeat_interval=hb)
         try:
             # Group commit: reports arriving together share one fetch, commit and push.
-            applied = self.ctx.batch.apply(report, f"session {reported.id[:12]}: {reported.status.value} reported")
-            session = transactions.reported_session(applied.view, user, reported, now=now, heartbeat_interval=hb)
+            applied = await self.ctx.commit(report, f"session {reported.id[:12]}: {reported.status.value} reported")
+            # The view may read git (a report that changed nothing): off the event loop.
+            session = await run_in_threadpool(
+                partial(transactions.reported_session, applied.view, user, reported, now=now, heartbeat_interval=hb)
+            )
         except transactions.InvalidReportError as exc:
             raise ApiError(422, "invalid_report", exc.message) from None
         return SessionReported(kind="session", live=self.ctx.live(session), session=session)

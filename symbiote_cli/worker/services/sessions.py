@@ -7,12 +7,14 @@ import threading
 from functools import partial
 from typing import TypeGuard
 
+from starlette.concurrency import run_in_threadpool
+
 from symbiote_cli.core import sessions
 from symbiote_cli.core.errors import StorageError, SymbioteError
 from symbiote_cli.core.models import Session
 from symbiote_cli.storage import layout, transactions
 from symbiote_cli.worker import checks
-from symbiote_cli.worker.context import WORKER_RUN_PREFIX, WorkerContext, WorkerMode
+from symbiote_cli.worker.context import WORKER_RUN_PREFIX, WorkerContext, WorkerMode, holding
 from symbiote_cli.worker.errors import ApiError
 from symbiote_cli.worker.models import SessionAnswer, SessionStatusAnswer
 from symbiote_cli.worker.services.dispatch import Dispatcher, Workflow
@@ -52,16 +54,34 @@ class SessionService:
 
     # ------------------------------------------------------------------ POST /start/{userId}
 
-    def start(self, user: str, base_url: str, request_key: str | None = None) -> SessionAnswer:
+    async def start(self, user: str, base_url: str, request_key: str | None = None) -> SessionAnswer:
         """The user's live session, or a new one (local poller, or ``symbiote-main.yml`` dispatched
         in the user's fork).
 
         ``request_key`` (from a signed request) becomes the new session's id, so the same signed
         request, replayed here or on another replica, after a restart or not, finds its own session
-        and starts nothing more.
+        and starts nothing more. A coroutine: in actions mode the claim's commit is awaited (no
+        thread waits for it), git and GitHub calls run in the thread pool.
         """
         user = checks.login(user)
-        tenant = self.tenancy.resolve(user)
+        if self.ctx.mode is not WorkerMode.ACTIONS:
+            return await run_in_threadpool(self._start_local, user, request_key)
+        tenant = await run_in_threadpool(self.tenancy.resolve, user)
+        async with holding(self.user_lock(user)):
+            stored = await run_in_threadpool(lambda: layout.load_session(self.ctx.fresh(), user))
+            if self.ctx.live(stored) or (stored is not None and request_key is not None and stored.id == request_key):
+                assert stored is not None
+                return self.answer(stored, existing=True)
+            if stored is not None:
+                user = stored.user  # the spelling already on the branch (see ``_start_local``)
+            try:
+                return await self._start_actions(tenant, user, base_url, request_key)
+            except ValueError as exc:
+                raise ApiError(409, "conflict", f"the session of {user} changed meanwhile: {exc}") from None
+
+    def _start_local(self, user: str, request_key: str | None) -> SessionAnswer:
+        """Local mode: the user's live session, or a new one polled in this process (blocking)."""
+        self.tenancy.resolve(user)
         with self.user_lock(user):
             stored = layout.load_session(self.ctx.fresh(), user)
             handle = self.pollers.get(user)
@@ -76,31 +96,35 @@ class SessionService:
                 # compare ``user`` exactly: keep the spelling already on the branch.
                 user = stored.user
             try:
-                if self.ctx.mode is WorkerMode.ACTIONS:
-                    return self._start_actions(tenant, user, base_url, request_key)
                 session, existing = self.pollers.launch(user, session_id=request_key)
                 return self.answer(session, existing=existing)
             except ValueError as exc:
                 raise ApiError(409, "conflict", f"the session of {user} changed meanwhile: {exc}") from None
 
-    def _start_actions(self, tenant: Tenant, user: str, base_url: str, request_key: str | None) -> SessionAnswer:
+    async def _start_actions(self, tenant: Tenant, user: str, base_url: str, request_key: str | None) -> SessionAnswer:
         now = self.ctx.clock.now()
         hb = self.ctx.settings.heartbeat_interval
         incoming = sessions.new_session(user, WorkerMode.ACTIONS.value, now, deadline_s=None, session_id=request_key)
         claim = partial(transactions.claim_session, user=user, incoming=incoming, now=now, heartbeat_interval=hb)
-        applied = self.ctx.batch.apply(claim, f"session {incoming.id[:12]}: dispatch for {user}")
-        winner = transactions.session_winner(applied.view, user, incoming, now=now, heartbeat_interval=hb)
+        applied = await self.ctx.commit(claim, f"session {incoming.id[:12]}: dispatch for {user}")
+        winner = await run_in_threadpool(
+            partial(transactions.session_winner, applied.view, user, incoming, now=now, heartbeat_interval=hb)
+        )
         if winner.id != incoming.id or not applied.changes:
             # Another session won, or this very session was recorded before (a replay): nothing to start.
             return self.answer(winner, existing=True)
         inputs = {"user": user, "session_id": incoming.id, "callback_url": self.ctx.callback_url(base_url)}
+        await run_in_threadpool(self._dispatch, tenant, user, incoming.id, inputs)
+        return self.answer(incoming, existing=False)
+
+    def _dispatch(self, tenant: Tenant, user: str, session_id: str, inputs: dict[str, str]) -> None:
+        """Dispatch ``symbiote-main.yml`` for a claimed session; marked failed when GitHub refuses."""
         try:
             self.dispatcher.dispatch(tenant, Workflow.MAIN, inputs)
         except ApiError:
-            self._fail(user, incoming.id)
+            self._fail(user, session_id)
             raise
-        log.info("%s: session %s dispatched (%s)", user, incoming.id[:12], Workflow.MAIN.value)
-        return self.answer(incoming, existing=False)
+        log.info("%s: session %s dispatched (%s)", user, session_id[:12], Workflow.MAIN.value)
 
     def _fail(self, user: str, session_id: str) -> None:
         fail = partial(transactions.fail_session, user=user, session_id=session_id, now=self.ctx.clock.now())

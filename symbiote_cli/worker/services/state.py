@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -11,6 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from symbiote_cli.core.errors import StorageError, SymbioteError
 from symbiote_cli.core.models import ActionRequest, ActionStatus
@@ -45,19 +47,22 @@ class StateService:
         self.dispatcher = dispatcher
         self.tenancy = dispatcher.tenancy
         self._lock = threading.Lock()  # guards the three caches below
-        self._taking = threading.Lock()  # one decision at a time: a state id is taken once
+        # One decision at a time (a state id is taken once); held across awaits, never by a thread.
+        self._taking = asyncio.Lock()
         self._running: dict[str, str] = {}  # state id -> user, executing in this process
         self._failures: dict[str, tuple[str, str]] = {}  # state id -> (user, message)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="symbiote-act")
 
-    def queue(self, state_id: str, data: dict[str, Any], base_url: str) -> tuple[int, StateAnswer]:
-        """Symbiote's form: 202 taken now, or 200/202 with ``duplicate`` for a state id seen before."""
+    async def queue(self, state_id: str, data: dict[str, Any], base_url: str) -> tuple[int, StateAnswer]:
+        """Symbiote's form: 202 taken now, or 200/202 with ``duplicate`` for a state id seen before.
+
+        A coroutine: git and GitHub calls run in the thread pool, the commit is awaited."""
         state_id = checks.state_id(state_id)
         user, request = self._parse(data)
-        tenant = self.tenancy.resolve(user)
+        tenant = await run_in_threadpool(self.tenancy.resolve, user)
         user = tenant.user if self.ctx.mode is WorkerMode.LOCAL else user
-        with self._taking:
-            known = self._known(state_id)
+        async with self._taking:
+            known = await run_in_threadpool(self._known, state_id)
             if known is not None:
                 if str(known.user or user).lower() != user.lower():
                     raise ApiError(409, "state_conflict", f"state {state_id} belongs to another user")
@@ -65,7 +70,7 @@ class StateService:
                 return (200 if finished else 202), known.model_copy(update={"duplicate": True})
             with self._lock:
                 self._failures.pop(state_id, None)
-            return 202, self._take(tenant, user, state_id, request, base_url)
+            return 202, await self._take(tenant, user, state_id, request, base_url)
 
     def status(self, state_id: str) -> StateAnswer:
         """What is known of ``state_id`` (404 when nothing)."""
@@ -102,7 +107,28 @@ class StateService:
         tenant's fork with only the state id and the worker's URL; False when the id was taken before.
 
         The record is sealed when SYMBIOTE_STORAGE_KEY is set; a kernel request (it carries the
-        kernel's installation token) is only ever stored sealed."""
+        kernel's installation token) is only ever stored sealed. Blocking (the kernel's route runs
+        it in the thread pool); :meth:`dispatch_async` is the same for coroutines."""
+        claim, message = self._claim(tenant, state_id, kind, payload)
+        if not self.ctx.batch.apply(claim, message).changes:
+            return False  # taken before (a replay, another replica): nothing more is dispatched
+        self._send(tenant, state_id, base_url)
+        return True
+
+    async def dispatch_async(
+        self, tenant: Tenant, state_id: str, kind: str, payload: dict[str, Any], base_url: str
+    ) -> bool:
+        """:meth:`dispatch`, awaiting the commit and running the GitHub call in the thread pool."""
+        claim, message = self._claim(tenant, state_id, kind, payload)
+        if not (await self.ctx.commit(claim, message)).changes:
+            return False
+        await run_in_threadpool(self._send, tenant, state_id, base_url)
+        return True
+
+    def _claim(
+        self, tenant: Tenant, state_id: str, kind: str, payload: dict[str, Any]
+    ) -> tuple[transactions.Transaction, str]:
+        """The transaction recording the dispatched request (sealed, or refused unsealed when it must be)."""
         assert tenant.fork is not None
         record: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -124,9 +150,10 @@ class StateService:
         else:
             record["payload"] = payload
         claim = partial(transactions.claim_request, state_id=state_id, record=record)
-        applied = self.ctx.batch.apply(claim, f"request {state_id[:40]}: dispatch for {tenant.user}")
-        if not applied.changes:
-            return False  # taken before (a replay, another replica): nothing more is dispatched
+        return claim, f"request {state_id[:40]}: dispatch for {tenant.user}"
+
+    def _send(self, tenant: Tenant, state_id: str, base_url: str) -> None:
+        """Dispatch ``symbiote-auth.yml`` for a recorded request; on failure the record is released."""
         inputs = {"state_id": state_id, "worker_url": self.ctx.worker_url(base_url)}
         try:
             self.dispatcher.dispatch(tenant, Workflow.AUTH, inputs)
@@ -136,11 +163,10 @@ class StateService:
                 self.ctx.batch.update(release, f"request {state_id[:40]}: dispatch failed")
             raise
         log.info("%s: state %s dispatched (%s in %s)", tenant.user, state_id[:40], Workflow.AUTH.value, tenant.fork)
-        return True
 
-    def record_result(self, state_id: str, record: dict[str, Any] | None, principal: Principal) -> None:
+    async def record_result(self, state_id: str, record: dict[str, Any] | None, principal: Principal) -> None:
         """A dispatched run's result: kept in the outbox once (the first), the request dropped."""
-        stored = transactions.stored_request(self.ctx.fresh(), state_id)
+        stored = await run_in_threadpool(lambda: transactions.stored_request(self.ctx.fresh(), state_id))
         if principal.claims is not None:
             if stored is None:
                 raise ApiError(404, "unknown_state", f"no dispatched request with state id {state_id[:40]}")
@@ -150,7 +176,7 @@ class StateService:
         if stored is None:
             return  # not a request this worker dispatched: nothing of it is kept here
         finish = partial(transactions.finish_request, state_id=state_id, record=record)
-        self.ctx.batch.update(finish, f"request {state_id[:40]}: result reported")
+        await self.ctx.commit(finish, f"request {state_id[:40]}: result reported")
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -171,31 +197,34 @@ class StateService:
             raise ApiError(422, "incomplete_request", str(exc)) from None
         return user, request
 
-    def _take(self, tenant: Tenant, user: str, state_id: str, request: ActionRequest, base_url: str) -> StateAnswer:
+    async def _take(
+        self, tenant: Tenant, user: str, state_id: str, request: ActionRequest, base_url: str
+    ) -> StateAnswer:
         if self.ctx.mode is WorkerMode.ACTIONS:
             # The user's fork acts, with the user's own token: the request waits on the branch for
             # the run to fetch it; its body never goes into the workflow's inputs.
-            if not self.dispatch(tenant, state_id, "action", request.model_dump(mode="json"), base_url):
-                known = self._known(state_id)
+            payload = request.model_dump(mode="json")
+            if not await self.dispatch_async(tenant, state_id, "action", payload, base_url):
+                known = await run_in_threadpool(self._known, state_id)
                 if known is not None:
                     return known.model_copy(update={"duplicate": True})
             return StateAnswer(
                 state_id=state_id, user=user, status=StateStatus.DISPATCHED, dispatched_at=self.ctx.clock.now()
             )
-        session = layout.load_session(self.ctx.storage, user)
+        session = await run_in_threadpool(lambda: layout.load_session(self.ctx.storage, user))
         if self.ctx.live(session) and (not request.private or self.ctx.sealer is not None):
             assert session is not None
-            self._queue(user, state_id, request)
+            await self._queue(user, state_id, request)
             return StateAnswer(state_id=state_id, user=user, status=StateStatus.QUEUED, session_id=session.id)
         with self._lock:
             self._running[state_id] = user
         self._executor.submit(self._execute, user, state_id, request)
         return StateAnswer(state_id=state_id, user=user, status=StateStatus.RUNNING)
 
-    def _queue(self, user: str, state_id: str, request: ActionRequest) -> None:
+    async def _queue(self, user: str, state_id: str, request: ActionRequest) -> None:
         record = inbox_record(user, state_id, request, self.ctx.clock.now(), self.ctx.sealer)
         queue = partial(transactions.queue_request, user=user, state_id=state_id, record=record)
-        self.ctx.batch.update(queue, f"inbox {user}: state {state_id[:40]}")
+        await self.ctx.commit(queue, f"inbox {user}: state {state_id[:40]}")
         log.info("%s: state %s queued for the live session", user, state_id[:40])
 
     def _execute(self, user: str, state_id: str, request: ActionRequest) -> None:

@@ -1,0 +1,278 @@
+"""The poll loop's second source, in-process: ``tests/fakes.py``'s in-memory GitHub, real git
+storage, a fake clock (the HTTP fake and the real CLI: ``tests/test_notifications_e2e.py``)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import InMemoryGitHub
+
+from symbiote_cli.core.clock import FakeClock, iso
+from symbiote_cli.core.errors import GitHubError
+from symbiote_cli.core.models import ActionKind, ActionRequest, AuthMode, Item, Notification, Source
+from symbiote_cli.core.pacing import WriteBudget
+from symbiote_cli.flows.execute import Executor
+from symbiote_cli.flows.poll import CycleStatus, NullObserver, Poller, PollOptions
+from symbiote_cli.github.registry import KernelRegistry
+from symbiote_cli.storage import layout
+from symbiote_cli.storage.branch import Storage
+
+BOTH = frozenset({Source.EVENTS, Source.NOTIFICATIONS})
+
+
+class AckReviews:
+    """Comments once on every review request and mention (what a rules file would say)."""
+
+    def plan(self, event: Item, user: str) -> list[ActionRequest]:
+        if not isinstance(event, Notification) or event.reason not in ("review_requested", "mention"):
+            return []
+        assert event.issue_number is not None
+        return [
+            ActionRequest(
+                kind=ActionKind.COMMENT,
+                repo=event.repo_name,
+                issue_number=event.issue_number,
+                body=f"on it ({event.reason})",
+                idempotency_key=f"ack-{event.id}",
+                event_id=event.id,
+                private=event.private,
+                auth=AuthMode.USER,
+            )
+        ]
+
+
+class Warnings(NullObserver):
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+class Notifier:
+    """Threads as GitHub lists them: newest update first, ``Last-Modified`` = newest update."""
+
+    def __init__(self, gh: InMemoryGitHub, clock: FakeClock) -> None:
+        self.gh = gh
+        self.clock = clock
+        self.next_id = 100
+
+    def notify(self, repo: str, number: int, reason: str, *, kind: str = "PullRequest", private: bool = False) -> str:
+        path = "pulls" if kind == "PullRequest" else "issues"
+        url = f"https://api.github.com/repos/{repo}/{path}/{number}"
+        updated = iso(self.clock.now())
+        existing = next((t for t in self.gh.notifications if t["subject"]["url"] == url), None)
+        if existing is None:
+            self.next_id += 1
+            existing = {
+                "id": str(self.next_id),
+                "repository": {"full_name": repo, "private": private, "html_url": f"https://github.com/{repo}"},
+                "subject": {"title": f"secret plans {number}", "url": url, "type": kind, "latest_comment_url": None},
+            }
+        else:
+            self.gh.notifications.remove(existing)
+        existing.update(reason=reason, unread=True, updated_at=updated)
+        self.gh.notifications.insert(0, existing)
+        self.gh.notifications_last_modified = updated
+        return str(existing["id"])
+
+
+def make(
+    tmp: Path, fork: Path, gh: InMemoryGitHub, clock: FakeClock, **options: Any
+) -> tuple[Poller, Warnings]:
+    storage = Storage(fork, clock=clock).open()
+    observer = Warnings()
+    opts = PollOptions(user="octo", sources=options.pop("sources", BOTH), **options)
+    poller = Poller(
+        opts,
+        client=gh,
+        storage=storage,
+        clock=clock,
+        executor=Executor(gh, clock),
+        planner=AckReviews(),
+        registry=KernelRegistry(None, clock),
+        budget=WriteBudget(clock, 60, 450),
+        observer=observer,
+        stop=threading.Event(),
+    )
+    poller.start()
+    return poller, observer
+
+
+@pytest.fixture
+def world() -> tuple[InMemoryGitHub, FakeClock, Notifier]:
+    clock = FakeClock()
+    gh = InMemoryGitHub(login="octo")
+    return gh, clock, Notifier(gh, clock)
+
+
+def comments(gh: InMemoryGitHub, repo: str, number: int) -> list[str]:
+    return [str(c["body"]) for c in gh.comments[(repo, number)]]
+
+
+def test_baseline_then_review_request_and_mention_acted_on_once(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    gh, clock, notes = world
+    notes.notify("acme/app", 1, "review_requested")  # before the first run: not acted on
+    poller, observer = make(tmp_path, fork, gh, clock)
+    first = poller.cycle()
+    assert first.status is CycleStatus.BASELINE
+    assert not gh.comments
+    assert any("baseline" in w for w in observer.warnings)
+
+    clock.advance(60)
+    notes.notify("acme/app", 2, "review_requested")
+    notes.notify("acme/lib", 3, "mention", kind="Issue")
+    report = poller.cycle()
+    assert report.notifications == 2
+    assert report.handled == 2
+    assert len(comments(gh, "acme/app", 2)) == 1
+    assert len(comments(gh, "acme/lib", 3)) == 1
+    assert not comments(gh, "acme/app", 1)
+    assert poller.stats.notifications_by_reason == {"review_requested": 1, "mention": 1}
+
+    # The same notifications again (the list read without If-Modified-Since): nothing acted on.
+    stored = layout.load_notification_cursor(poller.storage, "octo")
+    assert stored is not None
+    assert stored.last_modified == gh.notifications_last_modified
+    gh.notifications_last_modified = "changed"  # the list is "modified" but holds the same updates
+    clock.advance(60)
+    again = poller.cycle()
+    assert again.notifications == 0
+    assert len(gh.comments[("acme/app", 2)]) == 1
+    assert len(gh.comments[("acme/lib", 3)]) == 1
+
+    # A restart (a new process) does not act again either: the position is on the branch.
+    poller.finish()
+    restarted, _ = make(tmp_path, fork, gh, clock)
+    clock.advance(60)
+    assert restarted.cycle().notifications == 0
+    assert sum(len(v) for v in gh.comments.values()) == 2
+
+
+def test_a_thread_updated_again_is_new_the_same_update_is_not(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    gh, clock, notes = world
+    poller, _ = make(tmp_path, fork, gh, clock)
+    poller.cycle()  # baseline of an empty list
+    clock.advance(60)
+    thread = notes.notify("acme/app", 5, "mention", kind="Issue")
+    poller.cycle()
+    clock.advance(60)
+    assert notes.notify("acme/app", 5, "mention", kind="Issue") == thread  # a new mention on the same issue
+    report = poller.cycle()
+    assert report.notifications == 1
+    assert len(comments(gh, "acme/app", 5)) == 2  # one per update, each with its own key
+    stored = layout.load_notification_cursor(poller.storage, "octo")
+    assert stored is not None
+    assert stored.threads[thread] == iso(clock.now())
+
+
+def test_idle_list_is_asked_with_if_modified_since_and_commits_nothing(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    gh, clock, notes = world
+    notes.notify("acme/app", 1, "subscribed")
+    gh.events["octo"] = []
+    poller, _ = make(tmp_path, fork, gh, clock)
+    poller.cycle()
+    commits = poller.stats.storage_commits
+    calls = len(gh.calls)
+    for _ in range(5):
+        clock.advance(60)
+        assert poller.cycle().status is CycleStatus.IDLE
+    assert poller.stats.storage_commits == commits
+    listed = [c for c in gh.calls[calls:] if c == "list_notifications"]
+    assert len(listed) == 5
+
+
+def test_a_403_turns_the_source_off_once_and_events_go_on(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    gh, clock, _ = world
+    refused = GitHubError(
+        "GitHub answered 403 to GET /notifications: Resource not accessible by personal access token", 403
+    )
+    gh.fail_next["list_notifications"].append(refused)
+    poller, observer = make(tmp_path, fork, gh, clock)
+    for _ in range(3):
+        poller.cycle()
+        clock.advance(60)
+    assert gh.calls.count("list_notifications") == 1
+    assert gh.calls.count("list_events") == 3
+    refusals = [w for w in observer.warnings if "refused to list notifications" in w]
+    assert len(refusals) == 1
+    assert poller.stats.sources == ("events",)
+    assert poller.stats.source_warnings == refusals
+
+
+def test_notifications_alone_refused_end_the_run(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    gh, clock, _ = world
+    gh.fail_next["list_notifications"].append(GitHubError("GitHub answered 403 to GET /notifications", 403))
+    poller, _ = make(tmp_path, fork, gh, clock, sources=frozenset({Source.NOTIFICATIONS}))
+    with pytest.raises(GitHubError, match="only source"):
+        poller.cycle()
+
+
+def test_budget_shared_with_events_carries_notifications_over(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    gh, clock, notes = world
+    poller, observer = make(tmp_path, fork, gh, clock)
+    poller.budget = WriteBudget(clock, 2, 450)
+    poller.cycle()
+    clock.advance(60)
+    for number in range(1, 6):
+        notes.notify("acme/app", number, "review_requested")
+    report = poller.cycle()
+    assert report.handled == 2
+    assert report.deferred == 3
+    assert report.status is CycleStatus.BACKLOG
+    stored = layout.load_notification_cursor(poller.storage, "octo")
+    assert stored is not None
+    assert stored.last_modified is None  # read again next time, not a 304
+    for _ in range(3):
+        clock.advance(60)
+        poller.cycle()
+    done = [n for n in range(1, 6) if comments(gh, "acme/app", n)]
+    assert done == [1, 2, 3, 4, 5]
+    assert all(len(comments(gh, "acme/app", n)) == 1 for n in done)
+    assert any("notifications carried" in w for w in observer.warnings)
+
+
+def test_backfill_acts_on_what_is_already_there(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    gh, clock, notes = world
+    notes.notify("acme/app", 1, "review_requested")
+    poller, _ = make(tmp_path, fork, gh, clock, backfill=True)
+    poller.cycle()
+    assert len(comments(gh, "acme/app", 1)) == 1
+
+
+def test_private_notification_record_is_redacted_on_the_branch(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    gh, clock, notes = world
+    poller, _ = make(tmp_path, fork, gh, clock)
+    poller.cycle()
+    clock.advance(60)
+    notes.notify("acme/secret-repo", 9, "mention", kind="Issue", private=True)
+    poller.cycle()
+    poller.finish()
+    assert len(comments(gh, "acme/secret-repo", 9)) == 1
+    records = layout.list_processed(poller.storage, "octo")
+    assert [(r.type, r.notification, r.private) for r in records] == [("Notification", "mention", True)]
+    paths = poller.storage.list_paths("")
+    assert layout.notifications_path("octo") in paths
+    for path in paths:
+        text = str(poller.storage.read_json(path))
+        assert "secret-repo" not in text
+        assert "secret plans" not in text
