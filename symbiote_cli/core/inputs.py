@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from symbiote_cli.core.errors import InputError
 from symbiote_cli.core.kernel import REQUIRED_KEYS, SIGNED_KEYS
-from symbiote_cli.core.models import NOTIFICATION_TYPE, ActionRequest, Event, Item, Notification, parse_item
+from symbiote_cli.core.models import ActionRequest, Event, Item, parse_item
 
 MAX_INPUT_BYTES = 32 * 1024 * 1024
 T = TypeVar("T")
@@ -68,8 +68,6 @@ def _validate_item(item: Any, where: str) -> Item:
     if not isinstance(item, dict):
         raise InputError(f"{where}: expected a JSON object, got {type(item).__name__}")
     try:
-        if item.get("type") == NOTIFICATION_TYPE:  # a Notification's own dump (no ``subject``)
-            return Notification.model_validate(item)
         return parse_item(item)
     except ValidationError as exc:
         raise InputError(f"{where}: {_describe(exc)}") from None

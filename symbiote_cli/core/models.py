@@ -340,8 +340,9 @@ Item = Event | Notification
 
 
 def parse_item(data: Any) -> Item:
-    """An event or a notification (it has ``subject`` and ``reason``) from the API's JSON; ValidationError else."""
-    if isinstance(data, dict) and "subject" in data and "reason" in data:
+    """An event or a notification (the API's thread JSON, with ``subject`` and ``reason``, or a
+    ``Notification``'s own dump) from JSON; ValidationError else."""
+    if isinstance(data, dict) and (("subject" in data and "reason" in data) or data.get("type") == NOTIFICATION_TYPE):
         return Notification.model_validate(data)
     return Event.model_validate(data)
 
