@@ -26,6 +26,7 @@ import pytest
 from symbiote_cli.core import kernel, signing
 from symbiote_cli.core.clock import FakeClock
 from symbiote_cli.core.models import ActionKind, ActionRequest, ActionResult, ActionStatus
+from symbiote_cli.core.privacy import Sealer, generate_key, repo_key
 from symbiote_cli.flows.execute import Claims, Executor, claim_key
 from symbiote_cli.storage import layout, transactions
 from symbiote_cli.storage.branch import Storage
@@ -189,6 +190,24 @@ def test_one_key_on_two_repos_is_two_actions(storage: Storage) -> None:
         request = ActionRequest(kind=ActionKind.COMMENT, repo=repo, issue_number=1, body="hi", idempotency_key="k-1")
         assert executor.execute(request).status is ActionStatus.DONE
     assert len(client.comments[("alice/demo", 1)]) == len(client.comments[("bob/demo", 1)]) == 1
+
+
+def test_a_private_repos_claim_outcome_is_named_by_the_keyed_hash(storage: Storage) -> None:
+    """With a storage key the branch never holds the unkeyed ``sha256(owner/repo)`` (guessable) of a private repo."""
+    clock = FakeClock(1_000.0)
+    sealer = Sealer.from_string(generate_key())
+    client = InMemoryGitHub()
+    request = ActionRequest(
+        kind=ActionKind.COMMENT, repo="octo/hush", issue_number=1, body="hi", idempotency_key="k-p", private=True
+    )
+    claims = Claims(storage, clock, "me", poll=0.0, names=sealer.names)
+    assert Executor(client, clock, claims=claims).execute(request).status is ActionStatus.DONE
+    held = transactions.stored_claim(storage, claim_key(request))
+    assert held is not None
+    assert held.result is not None
+    assert held.result["repo"] == repo_key("octo/hush", sealer.names)
+    assert held.result["repo"] != repo_key("octo/hush")
+    assert "octo/hush" not in json.dumps(held.result)
 
 
 # --------------------------------------------------------------------------- real requests on loopback

@@ -10,7 +10,7 @@ import pytest
 
 from symbiote_cli.cli.output import ActionsObserver, LineObserver, setup_logging
 from symbiote_cli.core.models import ActionRequest, ActionResult, Event, Notification, RouteDecision
-from symbiote_cli.core.privacy import repo_key
+from symbiote_cli.core.privacy import Sealer, generate_key, repo_key
 from symbiote_cli.core.redaction import REDACT, Redactor
 from symbiote_cli.flows.poll import CycleReport
 
@@ -46,6 +46,25 @@ def test_library_chatter_is_quiet_unless_debug(capsys: pytest.CaptureFixture[str
     logging.getLogger("github.GithubRetry").info("retrying")
     assert "retrying" in capsys.readouterr().err
     setup_logging("INFO")
+
+
+def test_actions_log_names_a_private_repo_by_the_keyed_hash_when_a_storage_key_is_set() -> None:
+    """Actions logs of a public fork are public: with a storage key, a private repo is named there as on the
+    branch (``private-k...``), never by the unkeyed ``sha256(owner/repo)`` anyone can check a guess against."""
+    names = Sealer.from_string(generate_key()).names
+    stream = io.StringIO()
+    observer = ActionsObserver(stream=stream, names=names)
+    event = Event.model_validate(
+        {"id": "1", "type": "IssuesEvent", "actor": {"login": "octo"}, "repo": {"name": "octo/secret"}, "public": False}
+    )
+    observer.cycle_started(1)
+    decision = RouteDecision(event_id="1", type="IssuesEvent", repo="octo/secret", route="user", reason="r")
+    observer.decided(event, decision)
+    observer.cycle_finished(CycleReport(number=1, status="events", new=1))
+    text = stream.getvalue()
+    assert repo_key("octo/secret", names) in text
+    assert repo_key("octo/secret") not in text
+    assert "octo/secret" not in text
 
 
 def test_actions_observer_groups_cycles_and_annotates(capsys: pytest.CaptureFixture[str]) -> None:

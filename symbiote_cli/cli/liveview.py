@@ -108,8 +108,10 @@ class LiveObserver:
         interval: float = 60.0,
         now: Callable[[], float] = time.time,
         live: bool = True,
+        names: bytes | None = None,
     ) -> None:
         self.console = console or Console()
+        self.names = names
         self.client = client
         self.reveal_private = reveal_private
         self.interval = interval
@@ -200,7 +202,7 @@ class LiveObserver:
 
     def acted(self, event: Item | None, request: ActionRequest, result: ActionResult) -> None:
         hidden = request.private and not self.reveal_private
-        repo = repo_key(request.repo) if hidden else request.repo
+        repo = repo_key(request.repo, self.names) if hidden else request.repo
         where = f"{repo}#{request.issue_number}" if request.issue_number else repo
         line = ActionLine(
             at=result.at or self.now(),
@@ -283,6 +285,7 @@ def make_observer(
     console: Console | None = None,
     *,
     interval: float = 60.0,
+    names: bytes | None = None,
 ) -> Observer:
     """The live view when stdout is a terminal (and not ``--json``), else plain or JSON lines.
 
@@ -291,8 +294,8 @@ def make_observer(
     """
     target = console or Console()
     if json_out or not target.is_terminal:
-        return LineObserver(reveal_private=reveal_private, as_json=json_out)
-    return LiveObserver(target, client=client, reveal_private=reveal_private, interval=interval)
+        return LineObserver(reveal_private=reveal_private, as_json=json_out, names=names)
+    return LiveObserver(target, client=client, reveal_private=reveal_private, interval=interval, names=names)
 
 
 def close_observer(observer: object) -> None:

@@ -115,14 +115,24 @@ def cycle_title(report: CycleReport) -> str:
 class LineObserver:
     """One plain line per event and per action (non-terminal output)."""
 
-    def __init__(self, *, reveal_private: bool = True, as_json: bool = False, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        reveal_private: bool = True,
+        as_json: bool = False,
+        stream: TextIO | None = None,
+        names: bytes | None = None,
+    ) -> None:
         self.reveal_private = reveal_private
         self.as_json = as_json
         self.stream = stream
+        self.names = names
+        """The storage key's naming key (``Sealer.names``): a hidden private repo is named as on the branch,
+        by a hash nobody can check a guess against (None without a key: the unkeyed hash)."""
 
     def _repo(self, repo: str, private: bool) -> str:
         if private and not self.reveal_private:
-            return repo_key(repo)
+            return repo_key(repo, self.names)
         return repo
 
     def cycle_started(self, number: int) -> None:
@@ -191,8 +201,8 @@ class ActionsObserver(LineObserver):
     for gaps, failed actions, rate-limit waits and a refused source, private repos named only by their hash, and
     untrusted text neutralised so it can never act as a workflow command."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        super().__init__(reveal_private=False, as_json=False, stream=stream)
+    def __init__(self, stream: TextIO | None = None, *, names: bytes | None = None) -> None:
+        super().__init__(reveal_private=False, as_json=False, stream=stream, names=names)
         self._lines: list[str] = []
 
     def cycle_started(self, number: int) -> None:

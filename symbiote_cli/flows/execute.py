@@ -101,8 +101,11 @@ class Claims:
         *,
         lease: float = transactions.CLAIM_LEASE,
         poll: float = 0.2,
+        names: bytes | None = None,
     ) -> None:
         self.storage = storage
+        self.names = names
+        """The key private repos are named with on the branch (``Sealer.names``); None: the unkeyed hash."""
         self.clock = clock
         self.claimant = claimant
         self.lease = lease
@@ -156,7 +159,7 @@ class Claims:
             with contextlib.suppress(SymbioteError):  # else it goes stale and is taken over
                 self.storage.update(release, f"release action {label}")
             raise
-        record = stored_result(result, private=request.private)
+        record = stored_result(result, private=request.private, names=self.names)
         finish = partial(
             transactions.finish_action, key=key, claimant=self.claimant, result=record, now=self.clock.now()
         )

@@ -89,6 +89,12 @@ def make_sealer(settings: Settings) -> Sealer | None:
     return Sealer.from_string(settings.storage_key.get_secret_value())
 
 
+def private_names(settings: Settings) -> bytes | None:
+    """The key private repos are named with (``Sealer.names``), or None without a storage key."""
+    sealer = make_sealer(settings)
+    return sealer.names if sealer is not None else None
+
+
 def make_executor(
     settings: Settings, client: GitHubClient, clock: Clock, *, dry_run: bool, claims: Claims | None = None
 ) -> Executor:
@@ -96,9 +102,13 @@ def make_executor(
     return Executor(client, clock, app_clients=app.client_for if app else None, dry_run=dry_run, claims=claims)
 
 
-def make_claims(storage: Storage, clock: Clock, claimant: str | None = None) -> Claims:
-    """Action claims on ``storage`` (issue 14); a one-off process (``act``, the auth workflow) is its own claimant."""
-    return Claims(storage, clock, claimant or f"act-{uuid.uuid4().hex[:12]}")
+def make_claims(
+    storage: Storage, clock: Clock, claimant: str | None = None, *, sealer: Sealer | None = None
+) -> Claims:
+    """Action claims on ``storage`` (issue 14); a one-off process (``act``, the auth workflow) is its own
+    claimant. With a storage key, a private repo's stored outcome names it by the keyed hash."""
+    names = sealer.names if sealer is not None else None
+    return Claims(storage, clock, claimant or f"act-{uuid.uuid4().hex[:12]}", names=names)
 
 
 def make_app(settings: Settings) -> AppCredentials | None:
@@ -431,7 +441,7 @@ def act_once(
         return act.act_once(request, executor=make_executor(settings, client, clock, dry_run=dry_run), clock=clock)
     valid_state_id(state_id)
     storage = storage or make_storage(settings, clock)
-    claims = claims or make_claims(storage, clock)
+    claims = claims or make_claims(storage, clock, sealer=make_sealer(settings))
     executor = make_executor(settings, client, clock, dry_run=dry_run, claims=claims)
     known = client
 
@@ -507,7 +517,7 @@ def act_from_worker(
                 "kind": "state_result",
                 "state_id": state_id,
                 "status": outcome.result.status.value,
-                "result": stored_result(outcome.result, private=True),
+                "result": stored_result(outcome.result, private=True, names=private_names(settings)),
                 "finished_at": clock.now(),
             }
             post_signed(callback, record, secret, clock.now())
@@ -548,7 +558,7 @@ def act_on_kernel_inputs(
     if reason is not None:
         raise OutOfScopeError(f"kernel request {req.state_id[:40]} is out of scope: {reason}")
     storage = storage or make_storage(settings, clock)
-    claims = claims or make_claims(storage, clock)
+    claims = claims or make_claims(storage, clock, sealer=make_sealer(settings))
     return kernel_requests.act_on_kernel_request(
         req,
         user=user,

@@ -75,7 +75,7 @@ def poll(
         settings = common.settings(
             debug, interval=interval, storage_repo=storage_repo, storage_branch=storage_branch, sources=source
         )
-        from symbiote_cli.wiring import PollRequest  # noqa: PLC0415 - lazy: --help stays fast
+        from symbiote_cli.wiring import PollRequest, private_names  # noqa: PLC0415 - lazy: --help stays fast
 
         stop = threading.Event()
         _install_signals(stop)
@@ -92,7 +92,7 @@ def poll(
             callback_url=callback_url,
             rebaseline=rebaseline,
         )
-        observer = _observer(json_out, settings.interval)
+        observer = _observer(json_out, settings.interval, private_names(settings))
         stats = _run_or_fail(settings, req, observer, stop, json_out)
     except BaseException as exc:
         error = exc
@@ -144,15 +144,16 @@ def _run_or_fail(settings: Any, req: Any, observer: Any, stop: threading.Event, 
     return stats
 
 
-def _observer(json_out: bool, interval: float) -> Any:
-    """Live view in a terminal, grouped lines with annotations in Actions, plain lines otherwise."""
+def _observer(json_out: bool, interval: float, names: bytes | None) -> Any:
+    """Live view in a terminal, grouped lines with annotations in Actions, plain lines otherwise; a hidden
+    private repo is named as the storage branch names it (``names``: keyed with the storage key)."""
     if common.in_actions() and not json_out:
         from symbiote_cli.cli.output import ActionsObserver  # noqa: PLC0415 - lazy: --help stays fast
 
-        return ActionsObserver()
+        return ActionsObserver(names=names)
     from symbiote_cli.cli.liveview import make_observer  # noqa: PLC0415 - lazy: --help stays fast
 
-    return make_observer(json_out, reveal_private=not common.in_actions(), interval=interval)
+    return make_observer(json_out, reveal_private=not common.in_actions(), interval=interval, names=names)
 
 
 def _run_url() -> str | None:
