@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
@@ -591,28 +591,11 @@ class Poller:
         new = got.new
         report.new += len(new)
         report.notifications = len(new)
-        if new:
-            self._check_owner()
-            if report.status in (CycleStatus.IDLE, CycleStatus.BASELINE):
-                report.status = CycleStatus.EVENTS
-        plans = {item.id: self.planner.plan(item, self.opts.user) for item in new}
-        if new:
-            self.registry.resolve([item for item in new if plans[item.id]])
-        handled: list[Notification] = []
-        for item in new:
-            if self.stop.is_set() or not self._handle(item, plans[item.id]):
-                break
-            handled.append(item)
-        left = len(new) - len(handled)
-        report.handled += len(handled)
-        if left:
-            report.deferred += left
-            if not self.stop.is_set():
-                report.status = CycleStatus.BACKLOG
-                self.stats.actions_deferred += left
-                self.observer.warn(f"write budget reached: {left} notifications carried to the next cycles")
+        handled = self._act_on(new, report, "notifications")
+        left = len(new) - handled
         self._notifications_backlog = bool(left)
-        updated = cursor.handled(handled).model_copy(update={"last_modified": None if left else got.last_modified})
+        last_modified = None if left else got.last_modified
+        updated = cursor.handled(new[:handled]).model_copy(update={"last_modified": last_modified})
         if updated != cursor:
             self.notifications_cursor = updated
             self._notifications_dirty = True
@@ -675,30 +658,8 @@ class Poller:
                 f"gap: events after {self.cursor.last_event_id} fell out of GitHub's 300-event window"
                 " before they could be read"
             )
-        if new:
-            self._check_owner()
-        # Plan first: only repos where something would be done need the kernel lookup
-        # (a push or a star costs no API call).
-        plans = {event.id: self.planner.plan(event, self.opts.user) for event in new}
-        if new:
-            self.registry.resolve([e for e in new if plans[e.id]])
-        report.status = CycleStatus.EVENTS if new else CycleStatus.IDLE
-        handled = 0
-        for index, event in enumerate(new):
-            if self.stop.is_set():
-                report.deferred = len(new) - index
-                break
-            if not self._handle(event, plans[event.id]):
-                report.deferred = len(new) - index
-                report.status = CycleStatus.BACKLOG
-                self.stats.actions_deferred += report.deferred
-                self.observer.warn(
-                    f"write budget reached: {report.deferred} events carried to the next cycles"
-                )
-                break
-            handled += 1
-        report.handled = handled
-        complete = report.deferred == 0
+        handled = self._act_on(new, report, "events")
+        complete = handled == len(new)
         update: dict[str, Any] = {}
         if handled:
             update["last_event_id"] = new[handled - 1].id
@@ -707,6 +668,33 @@ class Poller:
         if update.get("etag") != self.cursor.etag or "last_event_id" in update:
             self.cursor = self.cursor.model_copy(update=update)
             self._cursor_dirty = True
+
+    def _act_on(self, items: Sequence[Item], report: CycleReport, what: str) -> int:
+        """Plan, route and act on ``items`` (one source's new ones, oldest first) until the write budget
+        runs out or the run stops; the number handled. The rest count as deferred: the caller's cursor
+        keeps them for the next cycles."""
+        if not items:
+            return 0
+        self._check_owner()
+        # Plan first: only repos where something would be done need the kernel lookup
+        # (a push or a star costs no API call).
+        plans = {item.id: self.planner.plan(item, self.opts.user) for item in items}
+        self.registry.resolve([item for item in items if plans[item.id]])
+        if report.status in (CycleStatus.IDLE, CycleStatus.BASELINE):
+            report.status = CycleStatus.EVENTS
+        handled = 0
+        for item in items:
+            if self.stop.is_set() or not self._handle(item, plans[item.id]):
+                break
+            handled += 1
+        left = len(items) - handled
+        report.handled += handled
+        report.deferred += left
+        if left and not self.stop.is_set():
+            report.status = CycleStatus.BACKLOG
+            self.stats.actions_deferred += left
+            self.observer.warn(f"write budget reached: {left} {what} carried to the next cycles")
+        return handled
 
     def _check_owner(self) -> None:
         """Stop before acting if a newer session of this user took over (asked once a cycle)."""
