@@ -154,6 +154,11 @@ def test_review_request_and_mention_acted_on_once_then_nothing_and_idle_is_free(
     reasons = sorted(r.notification or "" for r in layout.list_processed(storage, "octo") if r.type == "Notification")
     assert reasons == ["mention", "mention", "review_requested", "subscribed"]
 
+    listed = cli("store", "events", "--user", "octo")
+    assert listed.returncode == 0, listed.stderr
+    assert "Notification review_requested" in listed.stdout
+    assert "Notification mention" in listed.stdout
+
     # A private repository's notification: its title is nowhere in storage or in any output; its name
     # is not on the branch nor in the Actions log and summary (your own terminal may show it).
     history = branch_history(bare_origin)

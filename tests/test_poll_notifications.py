@@ -14,6 +14,7 @@ from symbiote_cli.core.clock import FakeClock, iso
 from symbiote_cli.core.errors import GitHubError
 from symbiote_cli.core.models import ActionKind, ActionRequest, AuthMode, Item, Notification, Source
 from symbiote_cli.core.pacing import WriteBudget
+from symbiote_cli.core.rules import builtin_planner
 from symbiote_cli.flows.execute import Executor
 from symbiote_cli.flows.poll import CycleStatus, NullObserver, Poller, PollOptions
 from symbiote_cli.github.registry import KernelRegistry
@@ -276,3 +277,50 @@ def test_private_notification_record_is_redacted_on_the_branch(
         text = str(poller.storage.read_json(path))
         assert "secret-repo" not in text
         assert "secret plans" not in text
+
+
+def test_both_sources_share_one_commit_per_cycle(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    gh, clock, notes = world
+    event = {
+        "id": "1",
+        "type": "IssuesEvent",
+        "actor": {"login": "octo"},
+        "repo": {"name": "acme/app"},
+        "payload": {"action": "opened", "issue": {"number": 40}},
+    }
+    gh.events["octo"] = [event]
+    poller, _ = make(tmp_path, fork, gh, clock)
+    poller.cycle()  # both baselines, one commit
+    clock.advance(60)
+    gh.events["octo"] = [{**event, "id": "2", "payload": {"action": "opened", "issue": {"number": 41}}}, event]
+    notes.notify("acme/app", 42, "review_requested")
+    before = poller.stats.storage_commits
+    report = poller.cycle()
+    assert report.new == 2
+    assert report.notifications == 1
+    assert poller.stats.storage_commits == before + 1
+    records = layout.list_processed(poller.storage, "octo")
+    assert sorted(r.type for r in records) == ["IssuesEvent", "Notification"]
+    assert layout.load_cursor(poller.storage, "octo") is not None
+    assert layout.load_notification_cursor(poller.storage, "octo") is not None
+
+
+def test_without_a_rules_file_notifications_are_recorded_and_nothing_is_done(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    gh, clock, notes = world
+    poller, _ = make(tmp_path, fork, gh, clock)
+    poller.planner = builtin_planner()
+    poller.cycle()
+    clock.advance(60)
+    notes.notify("acme/app", 7, "review_requested")
+    notes.notify("acme/app", 8, "mention", kind="Issue")
+    poller.cycle()
+    assert not gh.comments or not any(gh.comments.values())
+    records = layout.list_processed(poller.storage, "octo")
+    assert sorted((r.notification, r.route.value) for r in records) == [
+        ("mention", "ignore"),
+        ("review_requested", "ignore"),
+    ]

@@ -20,7 +20,7 @@ def store_events(
     storage_branch: common.StorageBranchOpt = None,
     debug: common.DebugOpt = False,
 ) -> None:
-    """List processed events, newest first.
+    """List processed events (and notifications), newest first.
 
     Example: `symbiote store events --user octo --json`
     """
@@ -33,7 +33,8 @@ def store_events(
             emit_json(record.model_dump(mode="json", exclude_none=True))
         else:
             acts = ", ".join(f"{a.kind.value} {a.status.value}" for a in record.actions) or "no action"
-            emit(f"{record.event_id} {record.type} {record.repo} -> {record.route.value}: {acts}")
+            kind = f"{record.type} {record.notification}" if record.notification else record.type
+            emit(f"{record.event_id} {kind} {record.repo} -> {record.route.value}: {acts}")
 
 
 @app.command("get")
