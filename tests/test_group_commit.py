@@ -3,13 +3,17 @@
 ``storage.batch.BatchWriter`` on a real branch with a bare origin: callers queued while a batch is
 being written go into the next one, together; each is answered only once its change is on the
 origin; a transaction that raises fails its own caller only; a later transaction in a batch reads
-what the earlier ones wrote. Then the worker: 50 simultaneous signed session heartbeats over HTTP
-to ``symbiote serve`` land in far fewer commits than reports, each report stored.
+what the earlier ones wrote; a caller that gives up before its batch is left out. Then the worker:
+50 simultaneous signed session heartbeats over HTTP to ``symbiote serve`` land in far fewer commits
+than reports, each report stored; and in process, with a thread pool of two, more callbacks than
+threads wait for one batch at once (the wait is awaited, it holds no thread).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,14 +21,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from symbiote_cli.core import sessions, signing
 from symbiote_cli.core.errors import StorageError
 from symbiote_cli.storage import layout, transactions
 from symbiote_cli.storage.batch import BatchWriter, Overlay
 from symbiote_cli.storage.branch import Storage
+from symbiote_cli.worker import Worker as WorkerFacade
+from symbiote_cli.worker import create_app
 
 try:
     from .conftest import git
@@ -179,7 +187,115 @@ def test_the_overlay_lists_and_reads_through_pending_changes() -> None:
     assert (view.read_json("a/1.json"), view.read_json("a/2.json"), view.read_json("a/3.json")) == (None, 2, 3)
 
 
+def test_a_caller_that_gives_up_before_its_batch_is_left_out(storage: Storage, bare_origin: Path) -> None:
+    writer = BatchWriter(storage)
+    gate = Gate()
+    held = writer.submit(gate, "gate")
+    assert gate.entered.wait(30)
+    dropped = writer.submit(queue("dropped"), "inbox alice: state dropped")
+    kept = writer.submit(queue("kept"), "inbox alice: state kept")
+    assert dropped.cancel()  # still queued behind the gate: it may be withdrawn
+    gate.release.set()
+    assert held.result(30).commit is not None
+    assert kept.result(30).commit is not None
+    assert on_branch(bare_origin, layout.inbox_path("alice", "kept")) is not None
+    assert on_branch(bare_origin, layout.inbox_path("alice", "dropped")) is None
+    writer.close()
+
+
+def test_a_failed_fetch_fails_the_batch_and_the_next_batch_fetches_again(
+    storage: Storage, bare_origin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = BatchWriter(storage)
+    fetch = storage.refresh
+    failures = iter([StorageError("the remote did not answer")])
+
+    def refresh() -> str | None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return fetch()
+
+    monkeypatch.setattr(storage, "refresh", refresh)
+    with pytest.raises(StorageError, match="did not answer"):
+        writer.update(queue("lost"), "inbox alice: state lost")
+    assert writer.update(queue("kept"), "inbox alice: state kept") is not None
+    assert on_branch(bare_origin, layout.inbox_path("alice", "lost")) is None
+    assert on_branch(bare_origin, layout.inbox_path("alice", "kept")) is not None
+    writer.close()
+
+
 # --------------------------------------------------------------------------- the worker, over HTTP
+
+
+def test_more_callbacks_than_pool_threads_wait_for_one_batch_together(
+    fake_github: FakeGitHub, fork: Path, bare_origin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twelve signed heartbeats, two pool threads: all twelve are queued for the batch at once
+    (a route that waited in a pool thread would get two there), then answered from one commit."""
+    from symbiote_cli.settings import Settings  # noqa: PLC0415
+
+    for name in list(os.environ):
+        if name.startswith(("SYMBIOTE_", "GITHUB_", "GH_")):
+            monkeypatch.delenv(name, raising=False)
+    users = [f"user{i:02d}" for i in range(12)]
+    now = time.time()
+    records = {u: sessions.new_session(u, "actions", now, deadline_s=3600, run_id=f"run-{u}") for u in users}
+    with Storage(fork) as seed:
+        seed.update(lambda _v: {layout.session_path(u): r.model_dump(mode="json") for u, r in records.items()}, "seed")
+    assert fake_github.token is not None
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        gh_pat=fake_github.token,
+        api_url=fake_github.url,
+        storage_repo=fork,
+        repo="octo/fork",
+        callback_secret=SecretStr(SECRET),
+        heartbeat_interval=60.0,
+        http_retries=0,
+    )
+    app = create_app(settings, gc_interval=None, resume=False)
+    worker: WorkerFacade = app.state.worker
+    batch = worker.context.batch
+    gate = Gate()
+
+    async def main() -> tuple[list[int], list[str | None]]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 2
+        held = batch.submit(gate, "gate")  # the writer is busy: reports pile up behind it
+        while not gate.entered.is_set():
+            await asyncio.sleep(0.01)
+        before = commits(bare_origin)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
+
+            async def report(user: str) -> httpx.Response:
+                payload = {**records[user].model_dump(mode="json"), "kind": "session", "status": "active",
+                           "counts": {"cycles": 1, "events": 1}}
+                body = json.dumps(payload).encode()
+                stamp = signing.sign(SECRET, body, int(time.time()), method="POST", path="/session/callback")
+                headers = {"Content-Type": "application/json", **stamp}
+                return await client.post("/session/callback", content=body, headers=headers)
+
+            tasks = [asyncio.create_task(report(user)) for user in users]
+            waiting, deadline = 0, time.monotonic() + 10  # well within the gate's own 30 s
+            while waiting < len(users) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+                waiting = max(waiting, batch._queue.qsize())
+            gate.release.set()
+            answers = await asyncio.gather(*tasks)
+        await asyncio.wrap_future(held)
+        assert waiting == len(users), f"only {waiting} callbacks waited for the batch at once"
+        assert commits(bare_origin) - before == 2  # the gate's commit, then one for all twelve
+        return [a.status_code for a in answers], [a.json()["session"]["status"] for a in answers]
+
+    try:
+        statuses, stored = asyncio.run(main())
+    finally:
+        worker.shutdown()
+    assert statuses == [200] * len(users)
+    assert stored == ["active"] * len(users)
+    for user in users:
+        assert on_branch(bare_origin, layout.session_path(user))["counts"]["cycles"] == 1, user
 
 
 @pytest.fixture

@@ -95,6 +95,7 @@ class BatchWriter:
 
     ``refresh``: fetch once per batch before composing, so that every transaction reads what other
     processes pushed (the worker's callers expect it; ``Storage.update`` alone starts at the local tip).
+    The batch is what is queued once that fetch is done.
     """
 
     def __init__(self, storage: Storage, *, refresh: bool = True, max_batch: int = MAX_BATCH) -> None:
@@ -107,9 +108,12 @@ class BatchWriter:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def apply(self, tx: Transaction, message: str) -> Applied:
-        """Apply ``tx`` in the next batch; returns once it is pushed (``transactions.apply``'s answer),
-        or raises what ``tx`` raised, or what storing the batch raised."""
+    def submit(self, tx: Transaction, message: str) -> Future[Applied]:
+        """Queue ``tx`` for the next batch without waiting: the future is answered once it is pushed.
+
+        For async callers (``asyncio.wrap_future``): nothing is blocked while the batch is written.
+        Cancelling the future before the writer takes it drops ``tx``; once taken it cannot be cancelled.
+        """
         future: Future[Applied] = Future()
         with self._lock:
             if self._closed:
@@ -118,7 +122,12 @@ class BatchWriter:
                 self._thread = threading.Thread(target=self._run, name="symbiote-batch", daemon=True)
                 self._thread.start()
             self._queue.put(_Pending(tx, message, future))
-        return future.result()
+        return future
+
+    def apply(self, tx: Transaction, message: str) -> Applied:
+        """Apply ``tx`` in the next batch; returns once it is pushed (``transactions.apply``'s answer),
+        or raises what ``tx`` raised, or what storing the batch raised."""
+        return self.submit(tx, message).result()
 
     def update(self, tx: Transaction, message: str) -> str | None:
         """Like ``Storage.update``: the commit holding the change, or None when it changed nothing."""
@@ -138,6 +147,14 @@ class BatchWriter:
             first = self._queue.get()
             if first is None:
                 return
+            # Fetch before draining the queue: callers arriving during the fetch join this batch
+            # (they read the fetched branch too) instead of waiting a whole batch for the next one.
+            failure: BaseException | None = None
+            try:
+                if self.refresh:
+                    self.storage.refresh()
+            except BaseException as exc:  # noqa: BLE001 - told to every caller of the batch
+                failure = exc
             batch = [first]
             stop = False
             while len(batch) < self.max_batch:
@@ -149,19 +166,24 @@ class BatchWriter:
                     stop = True
                     break
                 batch.append(item)
-            self._write(batch)
+            # A caller that gave up before its turn (a cancelled future) is left out of the batch.
+            batch = [item for item in batch if item.future.set_running_or_notify_cancel()]
+            if batch:
+                self._write(batch, failure)
             if stop:
                 return
 
-    def _write(self, batch: list[_Pending]) -> None:
+    def _write(self, batch: list[_Pending], failure: BaseException | None) -> None:
+        """Store the batch in one commit and answer every caller (``failure``: the fetch's, for all)."""
         composed = _Composed(batch)
-        try:
-            if self.refresh:
-                self.storage.refresh()
-            commit = self.storage.update(composed, _message(batch))
-        except BaseException as exc:  # noqa: BLE001 - every caller of the batch is told
+        if failure is None:
+            try:
+                commit = self.storage.update(composed, _message(batch))
+            except BaseException as exc:  # noqa: BLE001 - every caller of the batch is told
+                failure = exc
+        if failure is not None:
             for item in batch:
-                item.future.set_exception(exc)
+                item.future.set_exception(failure)
             return
         if commit is not None:
             self.commits += 1

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING
+
+from starlette.concurrency import run_in_threadpool
 
 from symbiote_cli.core import sessions
 from symbiote_cli.core.clock import Clock, SystemClock
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from symbiote_cli.github.client import GitHubClient
     from symbiote_cli.settings import Settings
     from symbiote_cli.storage.branch import Storage
+    from symbiote_cli.storage.transactions import Applied, Transaction
 
 WORKER_RUN_PREFIX = "worker-"
 """Sessions a worker polls in-process carry ``run_id = "worker-<instance>"``."""
@@ -107,7 +112,7 @@ class WorkerContext:
             storage = self.storage
             with self._storage_lock:
                 if self._claims is None:
-                    self._claims = make_claims(storage, self.clock, self.run_id)
+                    self._claims = make_claims(storage, self.clock, self.run_id, sealer=self.sealer)
         return self._claims
 
     @property
@@ -120,6 +125,12 @@ class WorkerContext:
                 if self._batch is None:
                     self._batch = BatchWriter(storage)
         return self._batch
+
+    async def commit(self, tx: Transaction, message: str) -> Applied:
+        """``batch.apply`` for the async routes: the caller waits for the push on the event loop,
+        not in one of the thread pool's few threads (each would sit idle for a whole batch)."""
+        batch = self._batch if self._batch is not None else await run_in_threadpool(lambda: self.batch)
+        return await asyncio.wrap_future(batch.submit(tx, message))
 
     def fresh(self) -> Storage:
         """The storage after a fetch: reads that must see other writers go through here."""
@@ -146,3 +157,39 @@ class WorkerContext:
     def callback_url(self, base_url: str) -> str:
         """Where a workflow run reports."""
         return self.worker_url(base_url) + CALLBACK_PATH
+
+
+@asynccontextmanager
+async def holding(lock: threading.Lock) -> AsyncIterator[None]:
+    """Hold a thread lock from a coroutine: taken at once when free, else waited for in a pool thread
+    (the event loop never blocks); released by the coroutine (a plain ``Lock`` allows it)."""
+    if not lock.acquire(blocking=False):
+        await _wait_for(lock)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+async def _wait_for(lock: threading.Lock) -> None:
+    """Take ``lock`` in a pool thread; if the coroutine is cancelled meanwhile, whoever comes second
+    (the thread taking it, or the coroutine giving up) lets it go, so it is never left held."""
+    guard = threading.Lock()
+    state = {"taken": False, "abandoned": False}
+
+    def take() -> None:
+        lock.acquire()
+        with guard:
+            if state["abandoned"]:
+                lock.release()
+            else:
+                state["taken"] = True
+
+    try:
+        await run_in_threadpool(take)
+    except BaseException:
+        with guard:
+            if state["taken"]:
+                lock.release()
+            state["abandoned"] = True
+        raise

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from symbiote_cli.core.errors import InputError, SignatureError, SymbioteError
 from symbiote_cli.core.kernel import KernelRequest, parse_and_verify
 from symbiote_cli.core.models import ActionKind, ActionResult, ActionStatus, valid_state_id
-from symbiote_cli.core.privacy import repo_key
 from symbiote_cli.core.scope import Scope, out_of_scope
 from symbiote_cli.flows.inbox import Outcome, outbox_json
 from symbiote_cli.flows.kernel_requests import kernel_output
@@ -68,7 +67,7 @@ class KernelService:
         result = ActionResult(
             idempotency_key=f"kernel-{req.state_id}"[:100],
             kind=ActionKind.NONE,
-            repo=repo_key(repo) if private else repo,
+            repo=repo,  # outbox_json stores a private one by its (keyed) hash, and seals the clear result
             status=ActionStatus.SKIPPED,
             detail=f"out of scope: {reason}",
             at=self.ctx.clock.now(),
