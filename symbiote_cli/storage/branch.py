@@ -1,39 +1,31 @@
 """Symbiote's state: JSON files committed to the ``__STORAGE__`` branch of the user's fork.
 
-The branch is written with git plumbing through a private, temporary index
-(``read-tree`` / ``update-index --index-info`` / ``write-tree`` / ``commit-tree`` /
-``update-ref`` with compare-and-swap), so the user's working tree, HEAD and index are
-never touched, and the same code works in a bare repository. ``Storage.update`` is the
-only write path: on a rejected push it fetches and calls ``mutate`` again on the fresh
-state, which is how concurrent writers never lose each other's updates. What is written
-is decided by the named transactions of ``transactions.py``, the only ``mutate``s callers pass.
-
-GitPython is imported lazily: ``import git`` is slow and most commands never need it.
+``Storage`` is the store: snapshots of commits and their parsed-file cache, reads, migrations
+(``meta.json`` / ``SCHEMA_VERSION``), and the one write path, ``Storage.update``: on a rejected
+push it fetches and calls ``mutate`` again on the fresh state, which is how concurrent writers
+never lose each other's updates. What is written is decided by the named transactions of
+``transactions.py``, the only ``mutate``s callers pass. Every git process goes through
+``git.GitRepo`` (objects, the private index, compare-and-swap refs and pushes).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import pickle
 import random
 import re
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 from symbiote_cli.core.clock import Clock, SystemClock
 from symbiote_cli.core.errors import SchemaVersionError, StorageConflictError, StorageError
-
-if TYPE_CHECKING:
-    import git
+from symbiote_cli.storage.git import FETCH_DEPTH, CommitInfo, GitRepo, PushResult, Runner, blob_sha
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +34,6 @@ SCHEMA_VERSION = 2
 and ``MIGRATIONS`` lead from each older version to it."""
 META_PATH = "meta.json"
 DEFAULT_BRANCH = "__STORAGE__"
-AUTHOR_NAME = "Symbiote"
-AUTHOR_EMAIL = "symbiote@users.noreply.github.com"
 
 
 # MIGRATIONS[v] turns the whole state at schema version v into version v + 1: it receives
@@ -65,39 +55,14 @@ CACHE_SIZE = 256
 # ... and at most this many bytes of them (pickled): every commit makes a new version of today's
 # events file, and 256 versions of a busy day's file would hold tens of megabytes.
 CACHE_BYTES = 8 * 1024 * 1024
-NETWORK_TIMEOUT = 300.0
 MAX_PATH_LENGTH = 1024
 
 _COMPONENT_RE = re.compile(r"^[A-Za-z0-9._@:-]{1,255}$")
-_BRANCH_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-_REMOTE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
-_CREDENTIALS_RE = re.compile(r"://[^/@\s]+@")
-_RETRYABLE_PUSH = (
-    "fetch first",
-    "non-fast-forward",
-    "stale info",
-    "cannot lock ref",
-    "failed to update ref",
-    "incorrect old value",
-    "failed to lock",
-)
 _MAX_SNAPSHOTS = 4
-FETCH_DEPTH = 1
-"""A clone that has no storage branch yet fetches only this many commits of it (issue 14): a job's
-start stays flat however long the history; pushing needs no more (the remote has the parents)."""
 COMPACTED_TRAILER = "Symbiote-Compacted-From"
 """Trailer of a compaction commit naming the tip it replaced, so writers that pushed before it can
 tell a compaction (same data) from a rollback or replacement (``HistoryRewrittenError``)."""
 _COMPACTION_LOOKBACK = 64
-
-# Every git command runs with an explicit identity (Actions runners have none) and never prompts.
-_BASE_ENV = {
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_AUTHOR_NAME": AUTHOR_NAME,
-    "GIT_AUTHOR_EMAIL": AUTHOR_EMAIL,
-    "GIT_COMMITTER_NAME": AUTHOR_NAME,
-    "GIT_COMMITTER_EMAIL": AUTHOR_EMAIL,
-}
 
 
 def validate_path(path: str) -> str:
@@ -126,47 +91,10 @@ def _validate_prefix(prefix: str) -> str:
     return validate_path(stripped) + "/"
 
 
-def _validate_branch(branch: str) -> str:
-    """Branch names reach git's command line: keep them to a conservative subset."""
-    parts = branch.split("/")
-    if (
-        not branch
-        or not all(_BRANCH_COMPONENT_RE.fullmatch(p) for p in parts)
-        or ".." in branch
-        or any(p.endswith((".lock", ".")) for p in parts)
-    ):
-        raise StorageError(f"not a valid storage branch name: {branch!r}")
-    return branch
-
-
 def dumps(value: Any) -> bytes:
     """The one serialisation of stored files: stable bytes, so unchanged data makes no commit."""
     text = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
     return (text + "\n").encode("utf-8")
-
-
-def _blob_sha(data: bytes, hex_length: int) -> str:
-    """The id git gives these bytes as a blob (sha1, or sha256 in sha256 repositories)."""
-    header = b"blob %d\0" % len(data)
-    algo = hashlib.sha256 if hex_length == 64 else hashlib.sha1
-    return algo(header + data).hexdigest()
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    """Collapse git's output into one line without credentials embedded in URLs."""
-    line = " ".join(text.split())
-    line = _CREDENTIALS_RE.sub("://***@", line)
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _reason(stderr: str) -> str:
-    """The most telling line of git's stderr (the last fatal/error, else the last line)."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip() and not line.startswith("hint:")]
-    for line in reversed(lines):
-        for prefix in ("fatal:", "error:"):
-            if line.startswith(prefix):
-                return _one_line(line[len(prefix) :].strip())
-    return _one_line(lines[-1]) if lines else "unknown error"
 
 
 class HistoryRewrittenError(StorageError):
@@ -183,38 +111,11 @@ class HistoryRewrittenError(StorageError):
 
 
 @dataclass(frozen=True, slots=True)
-class CommitInfo:
-    """One commit of the storage branch, as ``symbiote log`` shows it."""
-
-    sha: str
-    time: float
-    message: str
-    files_changed: int
-
-
-class _GitResult(NamedTuple):
-    status: int
-    out: bytes
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out.decode("utf-8", "replace").strip()
-
-
-@dataclass(frozen=True, slots=True)
 class _Snapshot:
     """The files of one commit: path -> blob sha (regular files only)."""
 
     tip: str | None
     files: Mapping[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class _PushResult:
-    ok: bool
-    retryable: bool = False
-    reason: str = ""
 
 
 class StorageView:
@@ -266,18 +167,14 @@ class Storage:
         clock: Clock | None = None,
         fetch_depth: int | None = FETCH_DEPTH,
     ) -> None:
-        self.repo_path = Path(repo_path)
-        self.branch = _validate_branch(branch)
-        self.ref = f"refs/heads/{self.branch}"
-        if remote is not None and not _REMOTE_RE.fullmatch(remote):
-            raise StorageError(f"not a valid git remote name: {remote!r}")
-        self._requested_remote = remote
-        self._remote: str | None = None
-        self.push_retries = max(0, push_retries)
         self._clock: Clock = clock or SystemClock()
+        self._git = GitRepo(repo_path, branch, remote, clock=self._clock, fetch_depth=fetch_depth)
+        self.repo_path = self._git.repo_path
+        self.branch = self._git.branch
+        self.ref = self._git.ref
+        self.push_retries = max(0, push_retries)
         self._lock = threading.RLock()
         self._never = threading.Event()
-        self._repo: git.Repo | None = None
         self._opened = False
         self._tip: str | None = None
         self._remote_tip: str | None = None
@@ -287,27 +184,34 @@ class Storage:
         self.commits_made = 0
         self.push_rejections = 0
         self.last_pushed: str | None = None
-        self.fetch_depth = fetch_depth if fetch_depth and fetch_depth > 0 else None
-        self._fetched = False
-        self._probe: tuple[float, str | None] | None = None  # (when, tip) of the last remote_moved answer
         """The last commit this process pushed: every fetch checks the remote still contains it."""
+        self._probe: tuple[float, str | None] | None = None  # (when, tip) of the last remote_moved answer
+
+    @property
+    def _run(self) -> Runner:
+        """``GitRepo.run``, the one way this store runs git; tests and benchmarks wrap it here to see every call."""
+        return self._git.run
+
+    @_run.setter
+    def _run(self, run: Runner) -> None:
+        self._git.run = run  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def remote(self) -> str | None:
         """The remote in use (resolved on first use: ``origin`` if present, else local only)."""
-        self._git_repo()
-        return self._remote
+        self._git.open()
+        return self._git.remote
 
     @property
     def remote_ref(self) -> str:
-        return f"refs/remotes/{self._remote}/{self.branch}"
+        return self._git.remote_ref
 
     def open(self) -> Storage:
         """Fetch, reconcile local and remote, create the branch if needed, verify it is ours, migrate."""
         with self._lock:
-            self._git_repo()
+            self._git.open()
             self._check_not_checked_out()
             self._sync(create=True)
             self._verify_meta(self._tip)
@@ -318,9 +222,7 @@ class Storage:
     def close(self) -> None:
         """Stop GitPython's persistent helper processes."""
         with self._lock:
-            if self._repo is not None:
-                self._repo.close()
-                self._repo = None
+            self._git.close()
             self._opened = False
 
     def __enter__(self) -> Storage:
@@ -345,10 +247,10 @@ class Storage:
         """True when the repository opens and, if there is a remote, the remote answers."""
         try:
             with self._lock:
-                self._git_repo()
-                if self._remote is None:
+                self._git.open()
+                if self._git.remote is None:
                     return True
-                return self._run("ls-remote", "--heads", self._remote, self.ref, check=False, timeout=60).status == 0
+                return self._git.ping()
         except StorageError:
             return False
 
@@ -362,20 +264,18 @@ class Storage:
         unanswered question counts as moved: the fetch then says why.
         """
         with self._lock:
-            self._git_repo()
+            self._git.open()
             now = self._clock.now()
             if self._probe is not None and now - self._probe[0] < max_age:
-                return self._probe[1] != (self._remote_tip if self._remote is not None else self._tip)
-            if self._remote is None:
-                advertised = self._rev_parse(self.ref)
+                return self._probe[1] != (self._remote_tip if self._git.remote is not None else self._tip)
+            if self._git.remote is None:
+                advertised = self._git.rev_parse(self.ref)
                 self._probe = (now, advertised)
                 return advertised != self._tip
-            result = self._run("ls-remote", self._remote, self.ref, check=False, timeout=60)
-            if result.status != 0:
+            answered, advertised = self._git.advertised()
+            if not answered:
                 self._probe = None
                 return True
-            fields = result.text.split()
-            advertised = fields[0] if fields else None
             self._probe = (now, advertised)
             return advertised != self._remote_tip
 
@@ -386,10 +286,10 @@ class Storage:
         without either reads as empty. For offline readers (``symbiote route --offline``).
         """
         with self._lock:
-            self._git_repo()
-            tip = self._rev_parse(self.ref)
-            if tip is None and self._remote is not None:
-                tip = self._rev_parse(self.remote_ref)
+            self._git.open()
+            tip = self._git.rev_parse(self.ref)
+            if tip is None and self._git.remote is not None:
+                tip = self._git.rev_parse(self.remote_ref)
             if tip is not None:
                 self._verify_meta(tip)
             return StorageView(self, self._snapshot(tip))
@@ -397,8 +297,8 @@ class Storage:
     def tip(self) -> str | None:
         """The local branch tip (no network)."""
         with self._lock:
-            self._git_repo()
-            self._tip = self._rev_parse(self.ref)
+            self._git.open()
+            self._tip = self._git.rev_parse(self.ref)
             return self._tip
 
     # ------------------------------------------------------------------ reading
@@ -426,24 +326,10 @@ class Storage:
     def log(self, limit: int = 20) -> list[CommitInfo]:
         """The last ``limit`` commits of the local branch (never the whole history)."""
         with self._lock:
-            self._git_repo()
-            if self._rev_parse(self.ref) is None:
+            self._git.open()
+            if self._git.rev_parse(self.ref) is None:
                 return []
-            out = self._run(
-                "log",
-                f"-n{max(1, limit)}",
-                "--no-color",
-                "--format=%x01%H%x00%ct%x00%s",
-                "--shortstat",
-                self.ref,
-            ).out.decode("utf-8", "replace")
-        commits: list[CommitInfo] = []
-        for chunk in out.split("\x01")[1:]:
-            header, _, rest = chunk.partition("\n")
-            sha, when, subject = [*header.split("\x00"), "", ""][:3]
-            match = re.search(r"(\d+) files? changed", rest)
-            commits.append(CommitInfo(sha, float(when or 0), subject, int(match.group(1)) if match else 0))
-        return commits
+            return self._git.log(limit)
 
     # ------------------------------------------------------------------ writing
 
@@ -500,18 +386,18 @@ class Storage:
                 plan = self._plan(snapshot, mutate(StorageView(self, snapshot)), allow_meta=allow_meta)
                 if not plan:
                     return None
-                shas = self._write_blobs(plan)
-                new = self._commit(base, snapshot, shas, message)
+                shas = self._git.write_blobs(plan)
+                new = self._git.commit(base, snapshot.files, shas, message)
                 if not self._set_ref(new, base):
                     # Another process moved the local branch: recompute on top of it.
                     attempts += 1
-                    self._tip = self._rev_parse(self.ref)
+                    self._tip = self._git.rev_parse(self.ref)
                     if attempts > self.push_retries:
                         raise StorageConflictError(f"{self.ref} kept moving under us; the change was not stored")
                     continue
                 self._tip = new
                 self._remember(_Snapshot(new, _apply(snapshot.files, shas)))
-                if self._remote is None:
+                if self._git.remote is None:
                     self.commits_made += 1
                     return new
                 result = self._push(new)
@@ -521,7 +407,9 @@ class Storage:
                     return new
                 if not result.retryable:
                     self._reset_to_remote(new, base)
-                    raise StorageError(f"push of {self.ref} to remote '{self._remote}' was refused: {result.reason}")
+                    raise StorageError(
+                        f"push of {self.ref} to remote '{self._git.remote}' was refused: {result.reason}"
+                    )
                 self.push_rejections += 1
                 attempts += 1
                 if attempts <= self.push_retries:
@@ -529,11 +417,11 @@ class Storage:
                 remote_tip = self._fetch()
                 self._reset_to_remote(new, base)
                 if remote_tip is None:
-                    raise StorageError(f"{self.ref} vanished from remote '{self._remote}' while pushing")
-                self._verify_meta(remote_tip, where=f"remote '{self._remote}'")
+                    raise StorageError(f"{self.ref} vanished from remote '{self._git.remote}' while pushing")
+                self._verify_meta(remote_tip, where=f"remote '{self._git.remote}'")
                 if attempts > self.push_retries:
                     raise StorageConflictError(
-                        f"push of {self.ref} to remote '{self._remote}' was rejected {attempts} times "
+                        f"push of {self.ref} to remote '{self._git.remote}' was rejected {attempts} times "
                         "(other writers kept winning); the change was not stored"
                     )
 
@@ -558,83 +446,13 @@ class Storage:
                 data = dumps(value)
             except (TypeError, ValueError) as exc:
                 raise StorageError(f"cannot store {path}: {exc}") from None
-            if current is None or _blob_sha(data, hex_length) != current:
+            if current is None or blob_sha(data, hex_length) != current:
                 plan[path] = data
         if plan:
             _check_shape(snapshot.files, plan)
         return plan
 
-    # ------------------------------------------------------------------ git plumbing
-
-    def _git_repo(self) -> git.Repo:
-        """Open the repository on first use and resolve which remote to use."""
-        if self._repo is not None:
-            return self._repo
-        import git  # noqa: PLC0415 - lazy: importing GitPython is slow and most commands never need it
-
-        try:
-            repo = git.Repo(self.repo_path, search_parent_directories=True)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise StorageError(f"{self.repo_path} is not a git repository (storage needs the fork's clone)") from None
-        self._repo = repo
-        remotes = self._run("remote").text.split()
-        if self._requested_remote is None:
-            self._remote = "origin" if "origin" in remotes else None
-        elif self._requested_remote in remotes:
-            self._remote = self._requested_remote
-        else:
-            self._repo = None
-            repo.close()
-            raise StorageError(f"no git remote named '{self._requested_remote}' in {self.repo_path}")
-        return repo
-
-    def _run(
-        self,
-        *args: str,
-        env: Mapping[str, str] | None = None,
-        stdin: Path | None = None,
-        check: bool = True,
-        timeout: float | None = None,
-    ) -> _GitResult:
-        """Run one git command in the repository; failures become StorageError naming the ref."""
-        repo = self._git_repo()
-        full_env = dict(_BASE_ENV)
-        if env:
-            full_env.update(env)
-        command = [repo.git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args]
-        handle: Any = stdin.open("rb") if stdin is not None else nullcontext(None)
-        with handle as stream:
-            result = self._execute(repo, command, stream=stream, env=full_env, timeout=timeout)
-        status, out, err = result
-        outcome = _GitResult(int(status), bytes(out or b""), str(err or ""))
-        if check and outcome.status != 0:
-            raise StorageError(f"git {args[0]} failed for {self.ref}: {_reason(outcome.err)}")
-        return outcome
-
-    @staticmethod
-    def _execute(repo: git.Repo, command: list[str], *, stream: Any, env: dict[str, str], timeout: float | None) -> Any:
-        from git.exc import GitCommandNotFound  # noqa: PLC0415 - lazy, as above
-
-        try:
-            return repo.git.execute(
-                command,
-                istream=stream,
-                with_extended_output=True,
-                with_exceptions=False,
-                stdout_as_string=False,
-                strip_newline_in_stdout=False,
-                env=env,
-                kill_after_timeout=timeout,
-            )
-        except GitCommandNotFound:
-            raise StorageError("git is not installed or not on PATH (storage needs it)") from None
-
-    def _rev_parse(self, ref: str) -> str | None:
-        result = self._run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
-        return (result.text or None) if result.status == 0 else None
-
-    def _is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        return self._run("merge-base", "--is-ancestor", ancestor, descendant, check=False).status == 0
+    # ------------------------------------------------------------------ snapshots and the parsed-file cache
 
     def _snapshot(self, tip: str | None) -> _Snapshot:
         """The files of ``tip``, listed once per commit (trees are small: files are per day)."""
@@ -644,14 +462,7 @@ class Storage:
         if cached is not None:
             self._snapshots.move_to_end(tip)
             return cached
-        out = self._run("ls-tree", "-r", "-z", "--full-tree", tip).out
-        files: dict[str, str] = {}
-        for entry in out.split(b"\0"):
-            meta, _, raw_path = entry.partition(b"\t")
-            fields = meta.split(b" ")
-            if len(fields) == 3 and fields[1] == b"blob" and fields[0] in {b"100644", b"100755"}:
-                files[raw_path.decode("utf-8", "surrogateescape")] = fields[2].decode("ascii")
-        snapshot = _Snapshot(tip, files)
+        snapshot = _Snapshot(tip, self._git.list_files(tip))
         self._remember(snapshot)
         return snapshot
 
@@ -675,7 +486,7 @@ class Storage:
                 self._cache.move_to_end(sha)
                 # Our own pickle of JSON data we parsed: a fast deep copy, not untrusted input.
                 return pickle.loads(cached)  # noqa: S301
-            data = self._git_repo().odb.stream(bytes.fromhex(sha)).read()
+            data = self._git.read_blob(sha)
             try:
                 value = json.loads(data.decode("utf-8"))
             except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -691,60 +502,11 @@ class Storage:
                 self._cache_bytes -= len(evicted)
             return value
 
-    def _write_blobs(self, plan: Mapping[str, bytes | None]) -> dict[str, str | None]:
-        """Store the new file contents as blobs in one ``hash-object`` call; deletions map to None."""
-        writes = [(path, data) for path, data in plan.items() if data is not None]
-        shas: dict[str, str | None] = {path: None for path, data in plan.items() if data is None}
-        if not writes:
-            return shas
-        with tempfile.TemporaryDirectory(prefix="symbiote-blobs-") as tmp:
-            folder = Path(tmp)
-            listing = folder / "paths"
-            names = []
-            for index, (_, data) in enumerate(writes):
-                name = folder / f"blob-{index}"
-                name.write_bytes(data)
-                names.append(str(name))
-            listing.write_text("\n".join(names) + "\n", encoding="utf-8")
-            out = self._run("hash-object", "-w", "--no-filters", "--stdin-paths", stdin=listing).text.split()
-        if len(out) != len(writes):
-            raise StorageError(f"git hash-object returned {len(out)} ids for {len(writes)} files on {self.ref}")
-        shas.update({path: sha for (path, _), sha in zip(writes, out, strict=True)})
-        return shas
-
-    def _commit(self, parent: str | None, snapshot: _Snapshot, shas: Mapping[str, str | None], message: str) -> str:
-        """Build a commit of ``parent`` plus ``shas`` through a temporary index (the user's stays untouched)."""
-        zero = "0" * (len(parent) if parent else 40)
-        with tempfile.TemporaryDirectory(prefix="symbiote-index-") as tmp:
-            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            if parent is not None:
-                self._run("read-tree", parent, env=env)
-            info = Path(tmp) / "index-info"
-            with info.open("w", encoding="utf-8", newline="\n") as fh:
-                for path, sha in shas.items():
-                    if sha is None:
-                        if path in snapshot.files:
-                            fh.write(f"0 {zero}\t{path}\n")
-                    else:
-                        fh.write(f"100644 {sha}\t{path}\n")
-            self._run("update-index", "--index-info", env=env, stdin=info)
-            tree = self._run("write-tree", env=env).text
-        stamp = f"@{int(self._clock.now())} +0000"
-        dates = {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
-        parents = ["-p", parent] if parent is not None else []
-        return self._run("commit-tree", "--no-gpg-sign", tree, *parents, "-m", message, env=dates).text
+    # ------------------------------------------------------------------ moving the branch
 
     def _set_ref(self, new: str | None, old: str | None) -> bool:
-        """Compare-and-swap the local branch from ``old`` to ``new`` (None: absent)."""
-        if new is None:
-            if old is None:
-                return self._rev_parse(self.ref) is None
-            ok = self._run("update-ref", "-d", self.ref, old, check=False).status == 0
-        else:
-            ok = (
-                self._run("update-ref", "-m", "symbiote: storage update", self.ref, new, old or "", check=False).status
-                == 0
-            )
+        """Compare-and-swap the local branch from ``old`` to ``new`` (None: absent), tracking the tip."""
+        ok = self._git.swap(new, old)
         if ok:
             self._tip = new
         return ok
@@ -752,41 +514,14 @@ class Storage:
     def _reset_to_remote(self, ours: str, base: str | None) -> None:
         """Put the local branch back at the remote's state (or ``base`` if unknown) after a push of ``ours`` failed."""
         if not self._set_ref(self._remote_tip or base, ours):
-            self._tip = self._rev_parse(self.ref)
+            self._tip = self._git.rev_parse(self.ref)
 
     def _fetch(self) -> str | None:
-        """Fetch the remote branch into its remote-tracking ref; None when the remote does not have it."""
-        assert self._remote is not None
-        depth: list[str] = []
-        # Shallow only when this clone has none of the branch: never truncating a history someone
-        # already has (a fresh checkout, as in Actions, has none).
-        if (
-            not self._fetched
-            and self.fetch_depth is not None
-            and self._rev_parse(self.ref) is None
-            and self._rev_parse(self.remote_ref) is None
-        ):
-            depth = [f"--depth={self.fetch_depth}"]
-        result = self._run(
-            "fetch",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--no-auto-gc",
-            "--quiet",
-            *depth,
-            self._remote,
-            f"+{self.ref}:{self.remote_ref}",
-            check=False,
-            timeout=NETWORK_TIMEOUT,
-        )
-        self._fetched = True
-        if result.status != 0:
-            if "couldn't find remote ref" in result.err.lower():
-                self._run("update-ref", "-d", self.remote_ref, check=False)
-                self._remote_tip = None
-                return None
-            raise StorageError(f"cannot fetch {self.ref} from remote '{self._remote}': {_reason(result.err)}")
-        self._remote_tip = self._rev_parse(self.remote_ref)
+        """Fetch the remote branch and check it kept our last push; None when the remote does not have it."""
+        if not self._git.fetch():
+            self._remote_tip = None
+            return None
+        self._remote_tip = self._git.rev_parse(self.remote_ref)
         self._check_history(self._remote_tip)
         return self._remote_tip
 
@@ -800,19 +535,21 @@ class Storage:
         lost = self.last_pushed
         if lost is None or remote_tip == lost:
             return
-        if remote_tip is not None and (self._is_ancestor(lost, remote_tip) or self._compacted_after(lost, remote_tip)):
+        if remote_tip is not None and (
+            self._git.is_ancestor(lost, remote_tip) or self._compacted_after(lost, remote_tip)
+        ):
             return
         self.last_pushed = None
-        local = self._rev_parse(self.ref)
+        local = self._git.rev_parse(self.ref)
         if local is not None and remote_tip is not None:
             self._abandon(local, remote_tip)
         elif local is not None:
             backup = f"refs/symbiote/unpushed/{self.branch}"
-            self._run("update-ref", "-m", "symbiote: unpushed storage", backup, local, check=False)
+            self._git.keep(backup, local, "symbiote: unpushed storage")
             self._set_ref(None, local)
         what = "was deleted" if remote_tip is None else "no longer contains it (rolled back or replaced)"
         raise HistoryRewrittenError(
-            f"{self.ref} on remote '{self._remote}' {what}: {lost[:12]} was the last commit this run pushed",
+            f"{self.ref} on remote '{self._git.remote}' {what}: {lost[:12]} was the last commit this run pushed",
             lost=lost,
             remote_tip=remote_tip,
         )
@@ -823,16 +560,13 @@ class Storage:
         A compaction whose replaced tip this clone does not have is trusted: it was made with a
         compare-and-swap against the tip every writer had pushed onto, fast-forward only.
         """
-        out = self._run(
-            "log", f"-n{_COMPACTION_LOOKBACK}", "--first-parent", "--format=%B%x00", remote_tip, check=False
-        ).text
-        for message in out.split("\x00"):
+        for message in self._git.messages(remote_tip, _COMPACTION_LOOKBACK):
             for line in message.splitlines():
                 if line.startswith(f"{COMPACTED_TRAILER}: "):
                     replaced = line.split(": ", 1)[1].strip()
-                    if replaced == lost or self._rev_parse(replaced) is None:
+                    if replaced == lost or self._git.rev_parse(replaced) is None:
                         return True
-                    return self._is_ancestor(lost, replaced)
+                    return self._git.is_ancestor(lost, replaced)
         return False
 
     def compact(self) -> str | None:
@@ -849,76 +583,37 @@ class Storage:
             for attempt in range(self.push_retries + 1):
                 if attempt:
                     self._backoff(attempt)
-                if self._remote is not None:
+                if self._git.remote is not None:
                     self._sync(create=False)
                 old = self._tip
                 if old is None:
                     return None
-                # The raw object: a shallow clone's grafts would make any tip look like a root.
-                header = self._run("cat-file", "commit", old).text.partition("\n\n")[0]
-                if not any(line.startswith("parent ") for line in header.splitlines()):
+                if self._git.is_root(old):
                     return None  # a root commit already: nothing to compact
-                tree = self._run("rev-parse", f"{old}^{{tree}}").text
-                stamp = f"@{int(self._clock.now())} +0000"
-                new = self._run(
-                    "commit-tree",
-                    "--no-gpg-sign",
-                    tree,
-                    "-m",
-                    "Compact storage history",
-                    "-m",
-                    f"{COMPACTED_TRAILER}: {old}",
-                    env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
-                ).text
-                self._run("update-ref", "-m", "symbiote: history before compaction", backup, old)
-                if self._remote is not None:
+                tree = self._git.tree_of(old)
+                new = self._git.commit_tree(tree, [], ["Compact storage history", f"{COMPACTED_TRAILER}: {old}"])
+                self._git.keep(backup, old, "symbiote: history before compaction", check=True)
+                if self._git.remote is not None:
                     result = self._push(new, lease=old)
                     if not result.ok:
                         if result.retryable:
                             self.push_rejections += 1
                             continue
-                        raise StorageError(f"compaction of {self.ref} was refused by '{self._remote}': {result.reason}")
+                        raise StorageError(
+                            f"compaction of {self.ref} was refused by '{self._git.remote}': {result.reason}"
+                        )
                     self._remote_tip = self.last_pushed = new
                 if not self._set_ref(new, old):
                     raise StorageConflictError(f"{self.ref} moved locally while compacting; the remote has {new}")
                 self._remember(_Snapshot(new, self._snapshot(old).files))
-                self._run("update-ref", "-d", backup, check=False)
+                self._git.drop(backup)
                 self.commits_made += 1
                 return new
         raise StorageConflictError(f"{self.ref} kept moving while compacting; nothing was changed")
 
-    def _push(self, sha: str, *, lease: str | None = None) -> _PushResult:
-        """Push ``sha`` to the remote branch (without force, or replacing exactly ``lease``); classify a refusal."""
-        result = self._run(
-            "push",
-            "--porcelain",
-            "--no-verify",
-            *([f"--force-with-lease={self.ref}:{lease}"] if lease else []),
-            self._remote or "",
-            f"{sha}:{self.ref}",
-            check=False,
-            timeout=NETWORK_TIMEOUT,
-        )
-        status_line = ""
-        for line in result.out.decode("utf-8", "replace").splitlines():
-            fields = line.split("\t")
-            if len(fields) >= 3 and fields[1].endswith(f":{self.ref}"):
-                status_line = line
-                if fields[0] == "!":
-                    summary = fields[2]
-                    reason = summary[summary.find("(") + 1 : summary.rfind(")")] if "(" in summary else summary
-                    retryable = any(word in reason for word in _RETRYABLE_PUSH)
-                    remote_says = [
-                        ln.removeprefix("remote:").strip()
-                        for ln in result.err.splitlines()
-                        if ln.startswith("remote:") and ln.removeprefix("remote:").strip()
-                    ]
-                    if remote_says and not retryable:
-                        reason = f"{reason}: {remote_says[-1]}"
-                    return _PushResult(False, retryable, _one_line(reason))
-        if result.status == 0 and status_line:
-            return _PushResult(True)
-        return _PushResult(False, False, _reason(result.err))
+    def _push(self, sha: str, *, lease: str | None = None) -> PushResult:
+        """``GitRepo.push``, kept here as the one push of this store (tests replace it to race a writer)."""
+        return self._git.push(sha, lease=lease)
 
     def _backoff(self, attempt: int) -> None:
         """Short jittered exponential backoff so racing writers stop colliding."""
@@ -933,11 +628,7 @@ class Storage:
 
     def _check_not_checked_out(self) -> None:
         """Moving a checked-out branch would change the user's HEAD: refuse instead."""
-        repo = self._git_repo()
-        if repo.bare:
-            return
-        head = self._run("symbolic-ref", "-q", "HEAD", check=False).text
-        if head == self.ref:
+        if self._git.checked_out() == self.ref:
             raise StorageError(
                 f"{self.ref} is checked out in {self.repo_path}; Symbiote never touches your working tree: "
                 "switch to another branch"
@@ -948,14 +639,14 @@ class Storage:
         for attempt in range(self.push_retries + 1):
             if attempt:
                 self._backoff(attempt)
-            local = self._tip = self._rev_parse(self.ref)
-            if self._remote is None:
+            local = self._tip = self._git.rev_parse(self.ref)
+            if self._git.remote is None:
                 if local is None and create:
                     self._create_orphan()
                 return
             remote_tip = self._fetch()
             if remote_tip is not None:
-                self._verify_meta(remote_tip, where=f"remote '{self._remote}'")
+                self._verify_meta(remote_tip, where=f"remote '{self._git.remote}'")
             if local == remote_tip:
                 if local is not None or not create:
                     return
@@ -964,11 +655,11 @@ class Storage:
                     continue
             elif remote_tip is None:
                 self._verify_meta(local)
-            elif local is None or self._is_ancestor(local, remote_tip):
+            elif local is None or self._git.is_ancestor(local, remote_tip):
                 if self._set_ref(remote_tip, local):
                     return
                 continue
-            elif not self._is_ancestor(remote_tip, local):
+            elif not self._git.is_ancestor(remote_tip, local):
                 self._verify_meta(local)
                 local = self._rebuild(local, remote_tip)
                 if local == remote_tip:
@@ -982,17 +673,17 @@ class Storage:
             if not result.retryable:
                 if remote_tip is not None:
                     self._abandon(local, remote_tip)
-                raise StorageError(f"push of {self.ref} to remote '{self._remote}' was refused: {result.reason}")
+                raise StorageError(f"push of {self.ref} to remote '{self._git.remote}' was refused: {result.reason}")
             self.push_rejections += 1
-        raise StorageConflictError(f"{self.ref} could not be reconciled with remote '{self._remote}'")
+        raise StorageConflictError(f"{self.ref} could not be reconciled with remote '{self._git.remote}'")
 
     def _create_orphan(self) -> str | None:
         """Create the branch as a root commit holding only meta.json; None if someone created it first."""
         data = dumps({"schema_version": SCHEMA_VERSION, "symbiote": True})
-        shas = self._write_blobs({META_PATH: data})
-        commit = self._commit(None, _Snapshot(None, {}), shas, "Create Symbiote storage")
+        shas = self._git.write_blobs({META_PATH: data})
+        commit = self._git.commit(None, (), shas, "Create Symbiote storage")
         if not self._set_ref(commit, None):
-            self._tip = self._rev_parse(self.ref)
+            self._tip = self._git.rev_parse(self.ref)
             return None
         self.commits_made += 1
         return commit
@@ -1004,7 +695,7 @@ class Storage:
         re-processing report ``already_done``. The dropped tip stays reachable from
         ``refs/symbiote/unpushed/<branch>``.
         """
-        merge_base = self._run("merge-base", local, remote_tip, check=False).text or None
+        merge_base = self._git.merge_base(local, remote_tip)
         base = self._snapshot(merge_base).files
         mine = self._snapshot(local).files
         theirs = self._snapshot(remote_tip).files
@@ -1024,7 +715,7 @@ class Storage:
             self._abandon(local, remote_tip)
             return remote_tip
         snapshot = self._snapshot(remote_tip)
-        commit = self._commit(remote_tip, snapshot, changed, "Replay unpushed storage changes")
+        commit = self._git.commit(remote_tip, snapshot.files, changed, "Replay unpushed storage changes")
         if not self._set_ref(commit, local):
             raise StorageConflictError(f"{self.ref} moved while replaying unpushed changes")
         self._remember(_Snapshot(commit, _apply(snapshot.files, changed)))
@@ -1033,10 +724,10 @@ class Storage:
     def _abandon(self, local: str, remote_tip: str) -> None:
         """Keep ``local`` under refs/symbiote/unpushed/ and move the branch to the remote's state."""
         backup = f"refs/symbiote/unpushed/{self.branch}"
-        self._run("update-ref", "-m", "symbiote: unpushed storage", backup, local, check=False)
+        self._git.keep(backup, local, "symbiote: unpushed storage")
         log.warning("storage: unpushed commit %s of %s kept at %s; using the remote's state", local, self.ref, backup)
         if not self._set_ref(remote_tip, local):
-            self._tip = self._rev_parse(self.ref)
+            self._tip = self._git.rev_parse(self.ref)
 
     def _verify_meta(self, tip: str | None, where: str = "") -> None:
         """Refuse branches that are not ours and branches written by a newer Symbiote."""

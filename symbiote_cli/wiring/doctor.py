@@ -27,7 +27,8 @@ from symbiote_cli.core.models import Source
 from symbiote_cli.core.redaction import REDACT
 from symbiote_cli.core.rulesfile import RulesFileError, load_rules_file
 from symbiote_cli.storage import transactions
-from symbiote_cli.storage.branch import Storage, _reason
+from symbiote_cli.storage.branch import Storage
+from symbiote_cli.storage.git import failure_reason as _reason
 from symbiote_cli.wiring import client_from_settings, fork_repo, rules_path
 
 if TYPE_CHECKING:
