@@ -104,13 +104,20 @@ def measure(count: int, *, before: bool, shared: bool = False) -> dict[str, floa
     return {"git_per_cycle": counter.count / cycles, "cpu_ms_per_cycle": 1000.0 * cpu / cycles}
 
 
+CASES = (
+    ("1 poller", 1, False),
+    ("50 pollers", 50, False),
+    ("50 pollers on one Storage (the worker)", 50, True),
+)
+"""(label, pollers, whether they share one ``Storage``)."""
+
+
 def main() -> None:
     isolate_git()
     print("| pollers | before: git/cycle | CPU ms/cycle | after: git/cycle | CPU ms/cycle |")
     print("| ---: | ---: | ---: | ---: | ---: |")
-    for count, shared in ((1, False), (50, False), (50, True)):
+    for label, count, shared in CASES:
         old, new = measure(count, before=True, shared=shared), measure(count, before=False, shared=shared)
-        label = f"{count}, one shared Storage (the worker)" if shared else str(count)
         print(
             f"| {label} | {old['git_per_cycle']:.3f} | {old['cpu_ms_per_cycle']:.1f} "
             f"| {new['git_per_cycle']:.3f} | {new['cpu_ms_per_cycle']:.1f} |"

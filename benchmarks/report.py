@@ -153,6 +153,23 @@ def _worker_rows(r: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _history_rows(r: dict[str, Any]) -> list[str]:
+    sizes = get(r, "history", "sizes") or []
+    after = " / ".join(num(get(r, "history", "starts", str(size), "after", "seconds"), 2) for size in sizes)
+    before = " / ".join(num(get(r, "history", "starts", str(size), "before", "seconds"), 2) for size in sizes)
+    what = " / ".join(f"{size:,}" for size in sizes)
+    text = f"job start with {what} commits of storage history (s; with a full fetch: {before})"
+    return [row("8", text, after, NA, NA, "flat")]
+
+
+def _idle_git_rows(r: dict[str, Any]) -> list[str]:
+    keys = ("1 poller", "50 pollers on one Storage (the worker)")
+    after = " / ".join(num(get(r, "idle_git", k, "after", "git_per_cycle"), 3) for k in keys)
+    before = " / ".join(num(get(r, "idle_git", k, "before", "git_per_cycle"), 3) for k in keys)
+    text = f"git processes per idle cycle, 1 poller / 50 on one Storage (with a fetch every cycle: {before})"
+    return [row("9", text, after, NA, NA, "≈ 0")]
+
+
 def summary(r: dict[str, Any]) -> list[str]:
     rows = [
         row("#", "measure", *(LABELS[s] for s in SIDES), "target"),
@@ -183,6 +200,10 @@ def summary(r: dict[str, Any]) -> list[str]:
         rows += _startup_rows(r)
     if "worker" in r:
         rows += _worker_rows(r)
+    if "history" in r:
+        rows += _history_rows(r)
+    if "idle_git" in r:
+        rows += _idle_git_rows(r)
     return rows
 
 
@@ -418,6 +439,31 @@ def _worker_details(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _history_details(r: dict[str, Any]) -> list[str]:
+    head = "**8. Job start against a long storage history** (median of 3 fresh clones each; before = full fetch):"
+    lines = ["", head, ""]
+    for size in r["history"]["sizes"]:
+        b, a = r["history"]["starts"][str(size)]["before"], r["history"]["starts"][str(size)]["after"]
+        lines.append(
+            f"- {size:,} commits: before {b['seconds']:.3f} s, {b['objects']:,} objects, {b['git_mib']:.1f} MiB; "
+            f"after {a['seconds']:.3f} s, {a['objects']:,} objects, {a['git_mib']:.1f} MiB"
+        )
+    return lines
+
+
+def _idle_git_details(r: dict[str, Any]) -> list[str]:
+    lines = ["", "**9. Idle cycles** (git processes and CPU per idle cycle; before = a fetch every cycle):", ""]
+    for label, d in r["idle_git"].items():
+        if not isinstance(d, dict) or "after" not in d:
+            continue
+        b, a = d["before"], d["after"]
+        lines.append(
+            f"- {label}: before {b['git_per_cycle']:.3f} git / {b['cpu_ms_per_cycle']:.1f} ms CPU, "
+            f"after {a['git_per_cycle']:.3f} git / {a['cpu_ms_per_cycle']:.1f} ms CPU"
+        )
+    return lines
+
+
 def details(r: dict[str, Any]) -> list[str]:
     parts = {
         "idle": _idle_details,
@@ -428,6 +474,8 @@ def details(r: dict[str, Any]) -> list[str]:
         "memory": _memory_details,
         "startup": _startup_details,
         "worker": _worker_details,
+        "history": _history_details,
+        "idle_git": _idle_git_details,
     }
     lines: list[str] = []
     for name, build in parts.items():

@@ -1,6 +1,6 @@
 """Run Symbiote's benchmarks next to the two naive baselines and report the medians.
 
-    .venv/bin/python -m benchmarks.run            # everything (8-12 minutes on a shared 2-core machine)
+    .venv/bin/python -m benchmarks.run            # everything (12-18 minutes on a shared 2-core machine)
     .venv/bin/python -m benchmarks.run --quick    # smaller sizes, one repeat, no real-sleep trial (about 2 minutes)
     .venv/bin/python -m benchmarks.run --write    # ... and rewrite docs/performance.md
     .venv/bin/python -m benchmarks.run --only latency,storage --json bench.json
@@ -20,11 +20,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_memory, bench_overhead, bench_polling, bench_startup, bench_storage, bench_worker
+from benchmarks import (
+    bench_history,
+    bench_idle_git,
+    bench_memory,
+    bench_overhead,
+    bench_polling,
+    bench_startup,
+    bench_storage,
+    bench_worker,
+)
 from benchmarks.common import ROOT, isolate_git, machine, median
 from benchmarks.report import render, write
 
-NAMES = ("idle", "latency", "overhead", "paced", "storage", "memory", "startup", "worker")
+NAMES = ("idle", "latency", "overhead", "paced", "storage", "memory", "startup", "worker", "history", "idle_git")
 SIDES = ("symbiote", "baseline", "baseline_stop")  # Symbiote, the naive loop, naive + stop at the first seen id
 PACED_KEYS = ("first_read_to_last_action_s", "cycle_real_s", "cpu_s", "writes", "handled")
 
@@ -61,6 +70,24 @@ def _overhead(cfg: bench_polling.Config) -> dict[str, Any]:
     if not cfg.quick:  # about a minute a contestant: PyGithub sleeps between writes for real
         real = bench_overhead.in_loop(cfg, real_pacing=True)
         out["real_pacing"] = {side: {key: real[side][key] for key in PACED_KEYS} for side in SIDES}
+    return out
+
+
+def _history(cfg: bench_polling.Config) -> dict[str, Any]:
+    """Job start against 100 / 10k / 40k commits of storage history (100 / 2k with ``--quick``)."""
+    sizes = [100, 2_000] if cfg.quick else [100, 10_000, 40_000]
+    return {"sizes": sizes, "starts": bench_history.run(sizes)}
+
+
+def _idle_git(cfg: bench_polling.Config) -> dict[str, Any]:
+    """Git processes and CPU per idle cycle, before (a fetch every cycle) and after, for 1 and 50 pollers."""
+    del cfg
+    out: dict[str, Any] = {}
+    for label, count, shared in bench_idle_git.CASES:
+        out[label] = {
+            "before": bench_idle_git.measure(count, before=True, shared=shared),
+            "after": bench_idle_git.measure(count, before=False, shared=shared),
+        }
     return out
 
 
@@ -102,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         "memory": bench_memory.in_fresh_process,
         "startup": bench_startup.startup,
         "worker": bench_worker.worker,
+        "history": _history,
+        "idle_git": _idle_git,
     }
     results: dict[str, Any] = {
         "machine": machine().__dict__,
