@@ -25,6 +25,8 @@ class InMemoryGitHub:
     notifications: list[dict[str, Any]] = field(default_factory=list)
     """Threads as ``GET /notifications`` lists them (newest update first); ``mark_thread_read`` flips ``unread``."""
     notifications_last_modified: str | None = None
+    notification_reads: list[tuple[str | None, int]] = field(default_factory=list)
+    """(If-Modified-Since sent, status answered) of every ``list_notifications``."""
     repos: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: set[tuple[str, str]] = field(default_factory=set)
     comments: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
@@ -33,7 +35,7 @@ class InMemoryGitHub:
     dispatches: list[tuple[str, str, str, dict[str, str]]] = field(default_factory=list)
     repository_dispatches: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
-    fail_next: dict[str, list[GitHubError]] = field(default_factory=lambda: defaultdict(list))
+    fail_next: dict[str, list[GitHubError | None]] = field(default_factory=lambda: defaultdict(list))
     lose_next_comment: int = 0
     _rate: RateInfo = field(default_factory=RateInfo)
     _next_id: int = 1
@@ -45,7 +47,9 @@ class InMemoryGitHub:
     def _call(self, name: str) -> None:
         self.calls.append(name)
         if self.fail_next[name]:
-            raise self.fail_next[name].pop(0)
+            error = self.fail_next[name].pop(0)  # None: this call goes through, a later one fails
+            if error is not None:
+                raise error
 
     def whoami(self) -> str:
         self._call("whoami")
@@ -63,7 +67,9 @@ class InMemoryGitHub:
         self._call("list_notifications")
         last = self.notifications_last_modified
         if if_modified_since is not None and last is not None and if_modified_since == last:
+            self.notification_reads.append((if_modified_since, 304))
             return NotificationsPage(304, [], last, None, has_next=False)
+        self.notification_reads.append((if_modified_since, 200))
         chunk = self.notifications[(page - 1) * per_page : page * per_page]
         return NotificationsPage(200, chunk, last, None, has_next=len(self.notifications) > page * per_page)
 
@@ -74,6 +80,15 @@ class InMemoryGitHub:
                 thread["unread"] = False
                 return
         raise GitHubError(f"GitHub answered 404 to PATCH /notifications/threads/{thread_id}", 404)
+
+    def get_issue_comment(self, full_name: str, comment_id: int) -> dict[str, Any] | None:
+        self._call("get_issue_comment")
+        for (repo, _number), comments in self.comments.items():
+            if repo == full_name:
+                for comment in comments:
+                    if comment.get("id") == comment_id:
+                        return comment
+        return None
 
     def get_repo(self, full_name: str) -> dict[str, Any] | None:
         self._call("get_repo")

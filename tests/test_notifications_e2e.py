@@ -134,6 +134,12 @@ def test_review_request_and_mention_acted_on_once_then_nothing_and_idle_is_free(
     assert (ours(fake, "acme/app", 2), ours(fake, "acme/app", 3), ours(fake, "octo/vault", 4)) == (1, 1, 1)
     assert notification_requests(fake)[-1].status == 200
 
+    # A read that found news is followed by one unconditional read (an update in the same second as
+    # Last-Modified would hide behind a 304); from then on the list is asked conditionally.
+    settle = cli("poll", "--once", *BOTH)
+    assert settle.returncode == 0, settle.stderr
+    assert "if-modified-since" not in {k.lower() for k in notification_requests(fake)[-1].headers}
+
     # Idle: the list is asked with If-Modified-Since, answered 304, and costs no rate limit.
     points, start = fake.points_used, len(fake.requests)
     idle = cli("poll", "--once", *BOTH)

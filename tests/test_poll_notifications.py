@@ -11,7 +11,7 @@ import pytest
 from fakes import InMemoryGitHub
 
 from symbiote_cli.core.clock import FakeClock, iso
-from symbiote_cli.core.errors import GitHubError
+from symbiote_cli.core.errors import GitHubError, RateLimitedError
 from symbiote_cli.core.models import ActionKind, ActionRequest, AuthMode, Item, Notification, Source
 from symbiote_cli.core.pacing import WriteBudget
 from symbiote_cli.core.rules import builtin_planner
@@ -136,16 +136,20 @@ def test_baseline_then_review_request_and_mention_acted_on_once(
     assert not comments(gh, "acme/app", 1)
     assert poller.stats.notifications_by_reason == {"review_requested": 1, "mention": 1}
 
-    # The same notifications again (the list read without If-Modified-Since): nothing acted on.
+    # A read with news is followed by an unconditional one (an update in the same second as
+    # Last-Modified must not hide behind a 304): the same notifications again, nothing acted on.
     stored = layout.load_notification_cursor(poller.storage, "octo")
     assert stored is not None
-    assert stored.last_modified == gh.notifications_last_modified
-    gh.notifications_last_modified = "changed"  # the list is "modified" but holds the same updates
+    assert stored.last_modified is None
     clock.advance(60)
     again = poller.cycle()
     assert again.notifications == 0
+    assert gh.notification_reads[-1] == (None, 200)
     assert len(gh.comments[("acme/app", 2)]) == 1
     assert len(gh.comments[("acme/lib", 3)]) == 1
+    stored = layout.load_notification_cursor(poller.storage, "octo")
+    assert stored is not None
+    assert stored.last_modified == gh.notifications_last_modified  # now kept: the next read is conditional
 
     # A restart (a new process) does not act again either: the position is on the branch.
     poller.finish()
@@ -183,13 +187,12 @@ def test_idle_list_is_asked_with_if_modified_since_and_commits_nothing(
     poller, _ = make(tmp_path, fork, gh, clock)
     poller.cycle()
     commits = poller.stats.storage_commits
-    calls = len(gh.calls)
+    reads = len(gh.notification_reads)
     for _ in range(5):
         clock.advance(60)
         assert poller.cycle().status is CycleStatus.IDLE
     assert poller.stats.storage_commits == commits
-    listed = [c for c in gh.calls[calls:] if c == "list_notifications"]
-    assert len(listed) == 5
+    assert gh.notification_reads[reads:] == [(gh.notifications_last_modified, 304)] * 5
 
 
 def test_a_403_turns_the_source_off_once_and_events_go_on(
@@ -324,3 +327,110 @@ def test_without_a_rules_file_notifications_are_recorded_and_nothing_is_done(
         ("mention", "ignore"),
         ("review_requested", "ignore"),
     ]
+
+
+def test_the_apps_own_comment_coming_back_as_a_notification_is_not_answered(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    """A comment the app posts on a thread of the user's notifies them; answering it would loop."""
+    gh, clock, notes = world
+    poller, _ = make(tmp_path, fork, gh, clock)
+    poller.cycle()
+    clock.advance(60)
+    thread = notes.notify("acme/app", 2, "review_requested")
+    poller.cycle()
+    assert len(comments(gh, "acme/app", 2)) == 1
+    ours = gh.comments[("acme/app", 2)][0]
+    clock.advance(60)
+    notes.notify("acme/app", 2, "review_requested")  # GitHub: the thread updated by our comment
+    updated = next(t for t in gh.notifications if t["id"] == thread)
+    updated["subject"]["latest_comment_url"] = f"https://api.github.com/repos/acme/app/issues/comments/{ours['id']}"
+    report = poller.cycle()
+    assert report.notifications == 1
+    assert len(comments(gh, "acme/app", 2)) == 1
+    assert gh.calls.count("get_issue_comment") == 1
+    newest = layout.list_processed(poller.storage, "octo")[0]
+    assert newest.route.value == "ignore"
+    assert "own comment" in newest.reason
+
+    # Someone else's comment on the same thread is a new update to act on.
+    clock.advance(60)
+    other = gh.create_comment("acme/app", 2, "@octo any news?")
+    notes.notify("acme/app", 2, "review_requested")
+    updated["subject"]["latest_comment_url"] = f"https://api.github.com/repos/acme/app/issues/comments/{other['id']}"
+    poller.cycle()
+    assert len([b for b in comments(gh, "acme/app", 2) if "symbiote:" in b]) == 2
+
+
+def test_a_rate_limit_mid_cycle_keeps_what_was_done_and_does_not_dispatch_twice(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    gh, clock, notes = world
+
+    class Dispatch:
+        def plan(self, event: Item, user: str) -> list[ActionRequest]:
+            if not isinstance(event, Notification):
+                return []
+            return [
+                ActionRequest(
+                    kind=ActionKind.DISPATCH, repo="octo/symbiote", workflow="triage.yml", ref="main",
+                    idempotency_key=f"triage-{event.id}", event_id=event.id, auth=AuthMode.USER,
+                )
+            ]
+
+    poller, _ = make(tmp_path, fork, gh, clock)
+    poller.planner = Dispatch()
+    poller.cycle()
+    clock.advance(60)
+    notes.notify("acme/app", 1, "review_requested")
+    clock.advance(1)
+    notes.notify("acme/app", 2, "review_requested")
+    gh.fail_next["dispatch_workflow"] = [None, RateLimitedError("secondary rate limit", clock.now() + 60)]
+    report = poller.cycle()
+    assert report.status is CycleStatus.RATE_LIMITED
+    assert len(gh.dispatches) == 1
+    for _ in range(3):
+        clock.advance(120)
+        poller.cycle()
+    assert len(gh.dispatches) == 2  # one per notification, the first never again
+    assert len(layout.list_processed(poller.storage, "octo")) == 2
+
+
+def test_deferred_old_updates_survive_a_restart_and_are_not_pruned_away(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    """--backfill over updates older than the cursor's 30-day memory, with a budget of 2 a minute."""
+    gh, clock, notes = world
+    for number in range(1, 7):
+        notes.notify("acme/app", number, "review_requested")
+        clock.advance(60)
+    clock.advance(40 * 86400)
+    poller, _ = make(tmp_path, fork, gh, clock, backfill=True)
+    poller.budget = WriteBudget(clock, 2, 450)
+    poller.cycle()
+    assert sum(bool(comments(gh, "acme/app", n)) for n in range(1, 7)) == 2
+    poller.finish()
+    for _ in range(4):  # each a new run, as in Actions
+        clock.advance(60)
+        restarted, _ = make(tmp_path, fork, gh, clock, backfill=True)
+        restarted.budget = WriteBudget(clock, 2, 450)
+        restarted.cycle()
+        restarted.finish()
+    assert [len(comments(gh, "acme/app", n)) for n in range(1, 7)] == [1] * 6
+
+
+def test_more_than_a_page_of_new_notifications_is_read_page_by_page_and_a_gap_is_told(
+    tmp_path: Path, fork: Path, world: tuple[InMemoryGitHub, FakeClock, Notifier]
+) -> None:
+    gh, clock, notes = world
+    poller, observer = make(tmp_path, fork, gh, clock, max_pages=2)
+    poller.cycle()
+    clock.advance(60)
+    for number in range(1, 121):  # 120 new updates: 3 pages of 50, the cap is 2
+        notes.notify("acme/app", number, "subscribed", kind="Issue")
+        clock.advance(1)
+    report = poller.cycle()
+    assert report.notifications == 100
+    assert report.gap
+    assert any("gap: more than 2 pages of notifications" in w for w in observer.warnings)
+    assert [page for _, page in gh.notification_reads[-2:]] == [200, 200]

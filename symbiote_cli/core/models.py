@@ -211,6 +211,8 @@ NOTIFICATION_ID_RE = re.compile(r"^n[0-9]{1,30}-[0-9]{8}T[0-9]{6}Z$")
 # ``subject.url`` of an issue or pull request thread: .../repos/{owner}/{repo}/issues|pulls/{number}
 _SUBJECT_NUMBER_RE = re.compile(r"/repos/[^/]+/[^/]+/(?:issues|pulls)/([0-9]{1,10})$")
 _SUBJECT_PATH = {"Issue": "issues", "PullRequest": "pull"}
+# ``subject.latest_comment_url`` naming an issue (or PR conversation) comment: .../repos/{o}/{r}/issues/comments/{id}
+_COMMENT_URL_RE = re.compile(r"/repos/([^/]+/[^/]+)/issues/comments/([0-9]{1,20})$")
 
 
 def notification_id(thread_id: str, updated_at: str) -> str:
@@ -253,6 +255,9 @@ class Notification(BaseModel):
     repository: NotificationRepo
     unread: bool = True
     updated_at: str = Field(pattern=TIMESTAMP_RE.pattern)
+    own_comment: bool = False
+    """The update is a comment of Symbiote's (its latest comment carries the hidden marker): an app's
+    comment on a thread of the user's notifies them, and answering it would loop."""
 
     @model_validator(mode="before")
     @classmethod
@@ -328,7 +333,15 @@ class Notification(BaseModel):
 
     @property
     def is_symbiote_marked(self) -> bool:
-        return False
+        return self.own_comment
+
+    @property
+    def latest_comment(self) -> tuple[str, int] | None:
+        """(owner/repo, comment id) when the thread's latest comment is an issue or PR comment."""
+        match = _COMMENT_URL_RE.search(self.latest_comment_url or "")
+        if match is None:
+            return None
+        return match.group(1), int(match.group(2))
 
     @property
     def source(self) -> Source:
@@ -539,13 +552,19 @@ class NotificationCursor(BaseModel):
         floor = max(f for f in (self.floor, other.floor, "") if f is not None) or None
         if other.floor is not None and (self.floor is None or other.floor > self.floor):
             newer = True
+        if floor is not None:
+            threads = {t: u for t, u in threads.items() if u > floor}  # the floor covers them
         update: dict[str, Any] = {"threads": threads, "floor": floor}
         if newer:
             update["last_modified"] = None
         return self.model_copy(update=update)
 
     def pruned(self, now: float) -> NotificationCursor:
-        """Forget updates older than ``NOTIFICATION_MEMORY``, raising ``floor`` to that point."""
+        """Forget updates older than ``NOTIFICATION_MEMORY``, raising ``floor`` to that point.
+
+        Only when nothing waits for the write budget: an older update still to handle must stay above
+        the floor (the poll loop prunes after a complete read, never with a backlog).
+        """
         cut = iso_z(now - NOTIFICATION_MEMORY)
         if self.floor is not None and self.floor >= cut:
             return self

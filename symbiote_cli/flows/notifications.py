@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from symbiote_cli.core.models import Notification, NotificationCursor, iso_z
+from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError
+from symbiote_cli.core.models import MARKER_PREFIX, Notification, NotificationCursor
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -91,15 +92,40 @@ def read(
 
 def baseline(user: str, read_result: Read, *, now: float, backfill: bool) -> NotificationCursor:
     """The first cursor: without ``backfill``, every update read so far counts as handled (the
-    ``floor`` is the newest one, or now when the list is empty), as the events feed's baseline."""
+    ``floor`` is the newest one), as the events feed's baseline. An empty list needs no floor: every
+    later update is new (our clock, which may differ from GitHub's, never decides)."""
     if backfill:
         return NotificationCursor(user=user.lower(), baseline_at=now)
     return NotificationCursor(
         user=user.lower(),
-        floor=read_result.newest or iso_z(now),
+        floor=read_result.newest,
         last_modified=read_result.last_modified,
         baseline_at=now,
     )
+
+
+def screen_own(client: GitHubAPI, item: Notification) -> Notification:
+    """``item`` marked ``own_comment`` when its thread's latest comment is Symbiote's (carries the hidden
+    marker).
+
+    A comment the app posts on a thread of the user's notifies them (the user's own comments do not:
+    https://docs.github.com/account-and-profile/managing-subscriptions-and-notifications-on-github/setting-up-notifications/about-notifications);
+    answering that update would answer ourselves, again and again. One read, asked only for an update
+    a rule would act on. A comment that cannot be read is taken as someone else's.
+    """
+    where = item.latest_comment
+    if where is None:
+        return item
+    try:
+        comment = client.get_issue_comment(*where)
+    except (AuthError, RateLimitedError):
+        raise
+    except GitHubError:
+        return item
+    body = comment.get("body") if comment else None
+    if isinstance(body, str) and MARKER_PREFIX in body:
+        return item.model_copy(update={"own_comment": True})
+    return item
 
 
 def _parse(raw: list[dict[str, object]], warn: Callable[[str], None]) -> list[Notification]:

@@ -192,9 +192,9 @@ class PollOptions:
     rebaseline: bool = False
     """When the stored position is unusable, take a new baseline instead of stopping."""
     inbox_probe_every: int = 5
+    """While the feed answers 304, ask the branch whether it moved (``ls-remote``) every this many cycles."""
     sources: frozenset[Source] = frozenset({Source.EVENTS})
     """What to poll: the user's events, the notifications addressed to them, or both."""
-    """While the feed answers 304, ask the branch whether it moved (``ls-remote``) every this many cycles."""
 
 
 class Poller:
@@ -559,7 +559,9 @@ class Poller:
         except (AuthError, RateLimitedError):
             raise
         except GitHubError as exc:
-            if exc.status != 403:
+            # 403: a fine-grained or app token (``doctor`` says so beforehand); 404: the endpoint is not
+            # there for this token (as ``doctor`` reads it too). Events go on either way.
+            if exc.status not in (403, 404):
                 raise
             self._drop_notifications(exc)
             return True
@@ -577,9 +579,10 @@ class Poller:
             if not self.opts.backfill:
                 if report.status is CycleStatus.IDLE:
                     report.status = CycleStatus.BASELINE
+                at = cursor.floor or "an empty list"
                 self.observer.warn(
-                    f"first run of notifications: baseline taken at {cursor.floor}; older notifications are"
-                    " not acted on (use --backfill to act on them)"
+                    f"first run of notifications: baseline taken at {at}; older notifications are not acted on"
+                    " (use --backfill to act on them)"
                 )
                 return False
         if got.gap:
@@ -588,22 +591,41 @@ class Poller:
             self.observer.warn(
                 f"gap: more than {self.opts.max_pages} pages of notifications were new; older updates were not read"
             )
-        new = got.new
+        user = self.opts.user
+        new = [notifications.screen_own(self.client, n) if self.planner.plan(n, user) else n for n in got.new]
         report.new += len(new)
         report.notifications = len(new)
-        handled = self._act_on(new, report, "notifications")
+        self._act_on(new, report, "notifications", partial(self._advance_notifications, cursor, new, got))
+        return False
+
+    def _advance_notifications(
+        self, cursor: NotificationCursor, new: list[Notification], got: notifications.Read, handled: int
+    ) -> None:
+        """Remember the first ``handled`` of ``new`` as handled.
+
+        ``Last-Modified`` is kept (and sent back as ``If-Modified-Since``) only after a read that found
+        nothing new: a read with news is followed by one unconditional read, so an update made in the
+        same second as the last ``Last-Modified`` (HTTP dates have one-second resolution) is not hidden
+        behind a 304. While updates wait for the write budget, old threads are not forgotten either
+        (``pruned``: the floor must stay below them).
+        """
         left = len(new) - handled
         self._notifications_backlog = bool(left)
-        last_modified = None if left else got.last_modified
-        updated = cursor.handled(new[:handled]).model_copy(update={"last_modified": last_modified})
+        updated = cursor.handled(new[:handled])
+        if left:
+            updated = updated.model_copy(update={"last_modified": None})
+        else:
+            last_modified = None if new else got.last_modified
+            updated = updated.pruned(self.clock.now()).model_copy(update={"last_modified": last_modified})
         if updated != cursor:
             self.notifications_cursor = updated
             self._notifications_dirty = True
-        return False
 
     def _drop_notifications(self, exc: GitHubError) -> None:
         """GitHub refused the notifications list (a fine-grained token): warn once, poll the rest."""
         self._sources.discard(Source.NOTIFICATIONS)
+        self._poll_intervals.pop(Source.NOTIFICATIONS, None)
+        self._effective_interval = max([self.opts.interval, *map(float, self._poll_intervals.values())])
         self.stats.sources = tuple(source.value for source in Source if source in self._sources)
         rest = " and ".join(self.stats.sources) or "nothing"
         message = (
@@ -658,22 +680,34 @@ class Poller:
                 f"gap: events after {self.cursor.last_event_id} fell out of GitHub's 300-event window"
                 " before they could be read"
             )
-        handled = self._act_on(new, report, "events")
-        complete = handled == len(new)
+        self._act_on(new, report, "events", partial(self._advance_events, new))
+
+    def _advance_events(self, new: Sequence[Item], handled: int) -> None:
+        """Move the cursor past the first ``handled`` of ``new``; keep the ETag only when nothing is
+        left behind (see ``_fetch``)."""
+        if self.cursor is None:
+            return
         update: dict[str, Any] = {}
         if handled:
             update["last_event_id"] = new[handled - 1].id
-        # Keep the ETag only when nothing is left behind (see _fetch).
-        update["etag"] = self._new_etag if complete else None
+        update["etag"] = self._new_etag if handled == len(new) else None
         if update.get("etag") != self.cursor.etag or "last_event_id" in update:
             self.cursor = self.cursor.model_copy(update=update)
             self._cursor_dirty = True
 
-    def _act_on(self, items: Sequence[Item], report: CycleReport, what: str) -> int:
+    def _act_on(
+        self, items: Sequence[Item], report: CycleReport, what: str, advance: Callable[[int], None]
+    ) -> int:
         """Plan, route and act on ``items`` (one source's new ones, oldest first) until the write budget
-        runs out or the run stops; the number handled. The rest count as deferred: the caller's cursor
-        keeps them for the next cycles."""
+        runs out or the run stops; the number handled. The rest count as deferred: the source's cursor
+        keeps them for the next cycles.
+
+        ``advance(n)`` moves that cursor past the first ``n`` items, also when an action raises (a rate
+        limit, a rejected token): what was done before is then stored with the records, so the next
+        cycle does not do it again (a dispatch has no marker to find).
+        """
         if not items:
+            advance(0)
             return 0
         self._check_owner()
         # Plan first: only repos where something would be done need the kernel lookup
@@ -683,10 +717,13 @@ class Poller:
         if report.status in (CycleStatus.IDLE, CycleStatus.BASELINE):
             report.status = CycleStatus.EVENTS
         handled = 0
-        for item in items:
-            if self.stop.is_set() or not self._handle(item, plans[item.id]):
-                break
-            handled += 1
+        try:
+            for item in items:
+                if self.stop.is_set() or not self._handle(item, plans[item.id]):
+                    break
+                handled += 1
+        finally:
+            advance(handled)
         left = len(items) - handled
         report.handled += handled
         report.deferred += left

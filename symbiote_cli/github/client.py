@@ -361,6 +361,12 @@ class GitHubClient:
         status, _, data = self.request("GET", f"/repos/{full_name}", ok=(404,))
         return data if status == 200 and isinstance(data, dict) else None
 
+    def get_issue_comment(self, full_name: str, comment_id: int) -> dict[str, Any] | None:
+        """One issue or PR conversation comment (``GET /repos/{owner}/{repo}/issues/comments/{comment_id}``),
+        or None when it is gone."""
+        status, _, data = self.request("GET", f"/repos/{full_name}/issues/comments/{comment_id}", ok=(404,))
+        return data if status == 200 and isinstance(data, dict) else None
+
     def file_exists(self, full_name: str, path: str) -> bool:
         status, _, _ = self.request("GET", f"/repos/{full_name}/contents/{quote(path)}", ok=(404,))
         return status == 200

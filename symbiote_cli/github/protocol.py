@@ -42,6 +42,10 @@ class GitHubAPI(Protocol):
         """Repository metadata, or None when it does not exist."""
         ...
 
+    def get_issue_comment(self, full_name: str, comment_id: int) -> dict[str, Any] | None:
+        """One issue or PR conversation comment, or None when it is gone."""
+        ...
+
     def file_exists(self, full_name: str, path: str) -> bool:
         """Whether ``path`` exists in the repository's default branch."""
         ...

@@ -172,11 +172,12 @@ def advance_notifications(view: layout.Reader, user: str, cursor: NotificationCu
 
     Guarantee: a handled thread update is never forgotten (and so never acted on twice): what
     another writer stored is merged in (``NotificationCursor.merged``: the newer update of each
-    thread, the higher floor; ``Last-Modified`` dropped when the stored one knew more).
+    thread, the higher floor; ``Last-Modified`` dropped when the stored one knew more). Nothing is
+    pruned here: the poll loop prunes only when no update waits for the write budget.
     """
     stored = layout.load_notification_cursor(view, user)
     merged = cursor if stored is None else cursor.merged(stored)
-    merged = merged.pruned(now).model_copy(update={"updated_at": now})
+    merged = merged.model_copy(update={"updated_at": now})
     return {layout.notifications_path(user): merged.model_dump(mode="json")}
 
 
