@@ -467,6 +467,7 @@ class FakeGitHub:
         self.repos: dict[str, Repo] = {}
         self.issues: dict[tuple[str, int], Issue] = {}
         self.comments: list[Comment] = []
+        self.deleted_comments: list[Comment] = []
         self.reactions: list[Reaction] = []
         self.label_calls: list[LabelCall] = []
         self.workflow_dispatches: list[WorkflowDispatch] = []
@@ -1832,6 +1833,7 @@ class FakeGitHub:
         ("GET", r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/installation", "_get_repo_installation"),
         ("POST", r"/app/installations/(?P<installation_id>[^/]+)/access_tokens", "_post_access_token"),
         ("GET", r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/issues/comments/(?P<comment_id>\d+)", "_get_comment"),
+        ("DELETE", r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/issues/comments/(?P<comment_id>\d+)", "_delete_comment"),
         (
             "GET",
             r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/issues/comments/(?P<comment_id>\d+)/reactions",
@@ -2184,6 +2186,16 @@ class FakeGitHub:
     def _get_comment(self, ctx: _Ctx, owner: str, repo: str, comment_id: str) -> Response:
         record = self._repo_for(ctx, owner, repo)
         return Response(200, self.comment_json(self._comment_for(record, comment_id)))
+
+    def _delete_comment(self, ctx: _Ctx, owner: str, repo: str, comment_id: str) -> Response:
+        """``DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}``: 204; the comment is gone
+        (kept in ``deleted_comments`` for assertions)."""
+        record = self._repo_for(ctx, owner, repo)
+        comment = self._comment_for(record, comment_id)
+        self._writable(ctx, record, push=False)
+        self.comments.remove(comment)
+        self.deleted_comments.append(comment)
+        return Response(204)
 
     def _post_comment(self, ctx: _Ctx, owner: str, repo: str, number: str) -> Response:
         record = self._repo_for(ctx, owner, repo)

@@ -116,6 +116,16 @@ class InMemoryGitHub:
             raise GitHubError("connection reset after the write", None)
         return comment
 
+    def delete_comment(self, full_name: str, comment_id: int) -> None:
+        self._call("delete_comment")
+        for (repo, _number), comments in self.comments.items():
+            if repo == full_name:
+                for comment in list(comments):
+                    if comment.get("id") == comment_id:
+                        comments.remove(comment)
+                        return
+        raise GitHubError(f"GitHub answered 404 to DELETE /repos/{full_name}/issues/comments/{comment_id}", 404)
+
     def add_reaction(
         self, full_name: str, content: str, *, issue_number: int | None = None, comment_id: int | None = None
     ) -> dict[str, Any]:

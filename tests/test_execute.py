@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from symbiote_cli.core.clock import FakeClock
@@ -132,7 +134,7 @@ def test_a_done_action_marks_its_thread_read() -> None:
     result = executor(github).execute(marking())
     assert result.status is ActionStatus.DONE
     assert result.detail == "comment posted; thread marked read"
-    assert github.calls == ["list_issue_comments", "create_comment", "mark_thread_read"]
+    assert github.calls == ["list_issue_comments", "create_comment", "list_issue_comments", "mark_thread_read"]
     assert github.notifications[0]["unread"] is False
 
 
@@ -184,7 +186,7 @@ def test_the_thread_is_marked_read_with_the_users_token_even_when_the_app_acts()
     run = Executor(as_api(user), FakeClock(), app_clients=lambda _repo: as_api(app)).execute
     result = run(marking().model_copy(update={"auth": AuthMode.APP}))
     assert result.detail == "comment posted; thread marked read"
-    assert app.calls == ["list_issue_comments", "create_comment"]
+    assert app.calls == ["list_issue_comments", "create_comment", "list_issue_comments"]
     assert user.calls == ["mark_thread_read"]
 
 
@@ -215,3 +217,34 @@ def test_dry_run_says_it_would_also_mark_the_thread_read() -> None:
     assert result.status is ActionStatus.PLANNED
     assert result.detail == f"would comment on {REPO}#1, then mark the notification thread read"
     assert github.calls == []
+
+
+class RacingGitHub(InMemoryGitHub):
+    """Another process posts the same comment just before ours lands (both checked the marker first)."""
+
+    def create_comment(self, full_name: str, number: int, body: str) -> dict[str, Any]:
+        other = super().create_comment(full_name, number, body)
+        self.racer = other
+        return super().create_comment(full_name, number, body)
+
+
+def test_a_comment_posted_twice_at_once_keeps_only_the_first() -> None:
+    github = RacingGitHub()
+    request = ActionRequest(
+        kind=ActionKind.COMMENT, repo="octo/hello", issue_number=3, body="hi", idempotency_key="k-1"
+    )
+    result = Executor(github, FakeClock()).execute(request)
+    assert result.status is ActionStatus.ALREADY_DONE
+    assert result.url == github.racer["html_url"]
+    assert [c["id"] for c in github.comments[("octo/hello", 3)]] == [github.racer["id"]]
+    assert github.calls[-1] == "delete_comment"
+
+
+def test_a_key_is_matched_whole_ack_1_is_not_ack_10() -> None:
+    github = InMemoryGitHub()
+    ten = ActionRequest(kind=ActionKind.COMMENT, repo="octo/hello", issue_number=3, body="x", idempotency_key="ack-10")
+    one = ActionRequest(kind=ActionKind.COMMENT, repo="octo/hello", issue_number=3, body="y", idempotency_key="ack-1")
+    executor = Executor(github, FakeClock())
+    assert executor.execute(ten).status is ActionStatus.DONE
+    assert executor.execute(one).status is ActionStatus.DONE
+    assert len(github.comments[("octo/hello", 3)]) == 2

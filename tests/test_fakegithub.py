@@ -1038,3 +1038,21 @@ def test_git_fixtures(fork: Path, bare_origin: Path) -> None:
     assert git(fork, "log", "--format=%s").strip() == "Initial commit"
     assert git(fork, "remote", "get-url", "origin").strip() == str(bare_origin)
     assert git(bare_origin, "rev-parse", "main").strip() == git(fork, "rev-parse", "HEAD").strip()
+
+
+def test_deleting_a_comment_like_github(fake_github: FakeGitHub) -> None:
+    """``DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}``: 204, then the comment is gone (404)."""
+    fake_github.add_repo("octo/hello")
+    fake_github.add_issue("octo/hello", 1, "a bug", author="octo")
+    token = fake_github.token
+    posted = call(fake_github, "POST", "/repos/octo/hello/issues/1/comments", token, json_body={"body": "twice"})
+    assert posted.status_code == 201
+    comment_id = posted.json()["id"]
+    gone = call(fake_github, "DELETE", f"/repos/octo/hello/issues/comments/{comment_id}", token)
+    assert gone.status_code == 204
+    assert gone.content == b""
+    assert not fake_github.comments_on("octo/hello", 1)
+    assert [c.id for c in fake_github.deleted_comments] == [comment_id]
+    again = call(fake_github, "DELETE", f"/repos/octo/hello/issues/comments/{comment_id}", token)
+    assert again.status_code == 404
+    assert call(fake_github, "GET", f"/repos/octo/hello/issues/comments/{comment_id}", token).status_code == 404

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from symbiote_cli.core.describe import describe
 from symbiote_cli.core.errors import AuthError, GitHubError, RateLimitedError, SymbioteError
-from symbiote_cli.core.models import ActionKind, ActionRequest, ActionResult, ActionStatus, AuthMode
+from symbiote_cli.core.models import MARKER_PREFIX, ActionKind, ActionRequest, ActionResult, ActionStatus, AuthMode
 from symbiote_cli.core.privacy import repo_key
 from symbiote_cli.storage import layout, transactions
 
@@ -276,16 +276,53 @@ class Executor:
         except GitHubError as exc:
             return self._result(request, ActionStatus.FAILED, exc.message, status_code=exc.status)
 
-    def _find_marker(self, request: ActionRequest, since: str | None) -> str | None:
+    def _marked(self, request: ActionRequest, since: str | None) -> list[tuple[int, str]]:
+        """(id, url) of every comment carrying this request's marker, oldest first.
+
+        The key is matched whole (``key=K `` with the space the marker puts after it): ``ack-1``
+        must not find ``ack-10``'s comment.
+        """
         assert request.issue_number is not None
-        needle = f"key={request.idempotency_key}"
+        needle = f"key={request.idempotency_key} "
         client = self._client(request)
+        found: list[tuple[int, str]] = []
         for comment in client.list_issue_comments(request.repo, request.issue_number, since=since):
-            body = comment.get("body")
-            if isinstance(body, str) and needle in body and "<!-- symbiote:" in body:
-                url = comment.get("html_url")
-                return url if isinstance(url, str) else ""
-        return None
+            body, cid, url = comment.get("body"), comment.get("id"), comment.get("html_url")
+            if isinstance(body, str) and needle in body and MARKER_PREFIX in body:
+                found.append((cid if isinstance(cid, int) else 0, url if isinstance(url, str) else ""))
+        return sorted(found)
+
+    def _find_marker(self, request: ActionRequest, since: str | None) -> str | None:
+        marked = self._marked(request, since)
+        return marked[0][1] if marked else None
+
+    def _keep_first(self, request: ActionRequest, since: str | None, data: dict[str, Any]) -> ActionResult:
+        """After a post: when another process posted the same comment meanwhile (two pollers of one user
+        during a session handover check the marker at the same moment), the later comment deletes itself,
+        so exactly one stays, whichever process looks last."""
+        url = data.get("html_url")
+        ours = data.get("id")
+        done = self._result(request, ActionStatus.DONE, "comment posted", url=url if isinstance(url, str) else None)
+        if not isinstance(ours, int):
+            return done
+        try:
+            marked = self._marked(request, since)
+        except (GitHubError, AuthError):
+            # It was posted: that is what gets recorded (a rejected token or a rate limit stops the
+            # next request). A duplicate, if any, is left rather than guessed at.
+            return done
+        first = marked[0] if marked else None
+        if first is None or first[0] >= ours:
+            return done
+        assert request.issue_number is not None
+        log.warning(
+            "comment on %s#%s was also posted by another process: removing ours", request.repo, request.issue_number
+        )
+        try:
+            self._client(request).delete_comment(request.repo, ours)
+        except (GitHubError, AuthError):
+            return done
+        return self._result(request, ActionStatus.ALREADY_DONE, "comment already posted", url=first[1] or None)
 
     def _comment(self, request: ActionRequest, since: str | None) -> ActionResult:
         assert request.issue_number is not None
@@ -308,8 +345,7 @@ class Executor:
                 if found is not None:
                     return self._result(request, ActionStatus.DONE, "comment posted", url=found or None)
                 continue
-            url = data.get("html_url")
-            return self._result(request, ActionStatus.DONE, "comment posted", url=url if isinstance(url, str) else None)
+            return self._keep_first(request, since, data)
         assert last is not None
         return self._result(request, ActionStatus.FAILED, last.message, status_code=last.status)
 

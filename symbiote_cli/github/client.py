@@ -390,6 +390,10 @@ class GitHubClient:
         _, _, data = self.request("POST", f"/repos/{full_name}/issues/{number}/comments", body={"body": body})
         return data if isinstance(data, dict) else {}
 
+    def delete_comment(self, full_name: str, comment_id: int) -> None:
+        """``DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}`` (204)."""
+        self.request("DELETE", f"/repos/{full_name}/issues/comments/{comment_id}")
+
     def add_reaction(
         self, full_name: str, content: str, *, issue_number: int | None = None, comment_id: int | None = None
     ) -> dict[str, Any]:

@@ -58,6 +58,10 @@ class GitHubAPI(Protocol):
         """Post a comment; the created comment."""
         ...
 
+    def delete_comment(self, full_name: str, comment_id: int) -> None:
+        """Delete an issue or PR conversation comment."""
+        ...
+
     def add_reaction(
         self, full_name: str, content: str, *, issue_number: int | None = None, comment_id: int | None = None
     ) -> dict[str, Any]:
