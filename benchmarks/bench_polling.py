@@ -56,30 +56,10 @@ def idle_hour(cfg: Config) -> dict[str, Any]:
     """One simulated hour with nothing new in a 300-event feed, after the first run's baseline."""
     out: dict[str, Any] = {"history": HISTORY}
     with Sandbox() as sandbox:
-        clock = SimClock()
-        fake, token = new_fake(clock, validate=cfg.validate)
-        seed_history(fake, HISTORY)
-        fork, _origin = sandbox.fork("symbiote")
-        with pygithub_on(clock):
-            observer = CountingObserver()
-            poller, storage = symbiote_poller(fake, token, fork, clock, observer=observer)
-            poller.cycle()  # first run: baseline at the newest event
-            points, index, commits, cycles = fake.points_used, len(fake.requests), observer.commits, observer.cycles
-            start = clock.now()
-            poller.opts.deadline = start + HOUR
-            poller.run()
-            requests, not_modified = _requests(fake, index)
-            out["symbiote"] = {
-                "points": fake.points_used - points,
-                "requests": requests,
-                "not_modified": not_modified,
-                "commits": observer.commits - commits,  # cycle commits: heartbeats only
-                "cycles": observer.cycles - cycles,
-                "simulated_s": round(clock.now() - start, 1),
-            }
-            storage.close()
-        fake.stop()
-        out["symbiote_notifications"] = _idle_both_sources(cfg, sandbox)
+        out["symbiote"] = _symbiote_idle_hour(cfg, sandbox, "symbiote")
+        # Both sources (issue 15): each cycle also asks GET /notifications with If-Modified-Since.
+        both = _symbiote_idle_hour(cfg, sandbox, "symbiote-notifications", threads=THREADS)
+        out["symbiote_notifications"] = {"threads": THREADS, **both}
 
         for key, stop_at_seen in BASELINES.items():
             clock = SimClock()
@@ -105,37 +85,38 @@ def idle_hour(cfg: Config) -> dict[str, Any]:
     return out
 
 
-def _idle_both_sources(cfg: Config, sandbox: Sandbox) -> dict[str, Any]:
-    """The same idle hour with ``--source events,notifications`` and ``THREADS`` notification threads:
-    each cycle asks both lists conditionally (ETag, ``If-Modified-Since``); 304s cost no points."""
+def _symbiote_idle_hour(cfg: Config, sandbox: Sandbox, name: str, *, threads: int = 0) -> dict[str, Any]:
+    """Symbiote's idle hour after its first run's baseline; with ``threads``, notifications are polled
+    too (``--source events,notifications``) and that many threads are already there."""
     clock = SimClock()
     fake, token = new_fake(clock, validate=cfg.validate)
     seed_history(fake, HISTORY)
-    for number in range(1, THREADS + 1):
+    for number in range(1, threads + 1):
         reason = ("review_requested", "mention", "subscribed")[number % 3]
         fake.notify(USER, REPO, number, reason=reason, subject_type="PullRequest" if number % 2 else "Issue")
-    fork, _origin = sandbox.fork("symbiote-notifications")
+    fork, _origin = sandbox.fork(name)
+    settings = {"sources": "events,notifications"} if threads else {}
     with pygithub_on(clock):
         observer = CountingObserver()
-        poller, storage = symbiote_poller(fake, token, fork, clock, observer=observer, sources="events,notifications")
-        poller.cycle()  # first run: a baseline of each source
+        poller, storage = symbiote_poller(fake, token, fork, clock, observer=observer, **settings)
+        poller.cycle()  # first run: the baseline of each source
         points, index, commits, cycles = fake.points_used, len(fake.requests), observer.commits, observer.cycles
         start = clock.now()
         poller.opts.deadline = start + HOUR
         poller.run()
         requests, not_modified = _requests(fake, index)
         with fake._lock:
-            notification_requests = sum(1 for r in fake.requests[index:] if r.path.startswith("/notifications"))
+            to_notifications = sum(1 for r in fake.requests[index:] if r.path.startswith("/notifications"))
         result = {
-            "threads": THREADS,
             "points": fake.points_used - points,
             "requests": requests,
-            "notification_requests": notification_requests,
             "not_modified": not_modified,
-            "commits": observer.commits - commits,
+            "commits": observer.commits - commits,  # cycle commits: heartbeats only
             "cycles": observer.cycles - cycles,
             "simulated_s": round(clock.now() - start, 1),
         }
+        if threads:
+            result["notification_requests"] = to_notifications
         storage.close()
     fake.stop()
     return result

@@ -5,19 +5,18 @@ and a bare-repo origin, with a rules file acting on notifications."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakegithub import FakeGitHub
+from test_e2e_cli import Runner
 
 from symbiote_cli.core.models import NotificationCursor
 from symbiote_cli.storage import layout
 from symbiote_cli.storage.branch import Storage
 
-CLI = [sys.executable, "-m", "symbiote_cli"]
 BOTH = ("--source", "events,notifications")
 SECRET_TITLE = "Secret merger plans with Initech"
 
@@ -39,29 +38,6 @@ rules:
     action: opened
     do: {kind: comment, body: "Noted."}
 """
-
-
-class Runner:
-    """``symbiote`` as a subprocess in the fork; every output kept for the leak checks."""
-
-    def __init__(self, fake: FakeGitHub, fork: Path, env: dict[str, str]) -> None:
-        self.fake = fake
-        self.fork = fork
-        self.env = env
-        self.outputs: list[str] = []
-
-    def __call__(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [*CLI, *args],
-            cwd=self.fork,
-            env={**self.env, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        self.outputs.append(done.stdout + done.stderr)
-        return done
 
 
 @pytest.fixture

@@ -314,14 +314,12 @@ class GitHubClient:
             params={"per_page": per_page, "page": page},
             headers=headers,
         )
-        poll = hdrs.get("x-poll-interval")
-        events = data if isinstance(data, list) else []
         return EventsPage(
             status=status,
-            events=[e for e in events if isinstance(e, dict)],
+            events=_objects(data),
             etag=hdrs.get("etag"),
-            poll_interval=int(poll) if poll is not None and str(poll).isdigit() else None,
-            has_next=bool(_LINK_NEXT.search(str(hdrs.get("link", "")))),
+            poll_interval=_poll_interval(hdrs),
+            has_next=_has_next(hdrs),
         )
 
     def list_notifications(
@@ -342,14 +340,12 @@ class GitHubClient:
             params={"all": "true", "per_page": per_page, "page": page},
             headers=headers,
         )
-        poll = hdrs.get("x-poll-interval")
-        items = data if isinstance(data, list) else []
         return NotificationsPage(
             status=status,
-            notifications=[n for n in items if isinstance(n, dict)],
+            notifications=_objects(data),
             last_modified=hdrs.get("last-modified"),
-            poll_interval=int(poll) if poll is not None and str(poll).isdigit() else None,
-            has_next=bool(_LINK_NEXT.search(str(hdrs.get("link", "")))),
+            poll_interval=_poll_interval(hdrs),
+            has_next=_has_next(hdrs),
         )
 
     def mark_thread_read(self, thread_id: str) -> None:
@@ -382,7 +378,7 @@ class GitHubClient:
             _, hdrs, data = self.request("GET", f"/repos/{full_name}/issues/{number}/comments", params=params)
             if isinstance(data, list):
                 comments.extend(c for c in data if isinstance(c, dict))
-            if not _LINK_NEXT.search(str(hdrs.get("link", ""))) or page >= 50:
+            if not _has_next(hdrs) or page >= 50:
                 return comments
             page += 1
 
@@ -422,6 +418,22 @@ class GitHubClient:
             f"/repos/{full_name}/dispatches",
             body={"event_type": event_type, "client_payload": client_payload},
         )
+
+
+def _objects(data: Any) -> list[dict[str, Any]]:
+    """The JSON objects of a list answer (anything else is dropped)."""
+    return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+
+
+def _poll_interval(headers: dict[str, Any]) -> int | None:
+    """``X-Poll-Interval``: the seconds GitHub asks a poller to wait (events and notifications send it)."""
+    poll = headers.get("x-poll-interval")
+    return int(poll) if poll is not None and str(poll).isdigit() else None
+
+
+def _has_next(headers: dict[str, Any]) -> bool:
+    """Whether the ``Link`` header names a next page."""
+    return bool(_LINK_NEXT.search(str(headers.get("link", ""))))
 
 
 def _short(path: str) -> str:
