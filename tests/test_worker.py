@@ -1222,3 +1222,56 @@ def test_signed_state_requests_never_5xx(world: World) -> None:
     assert statuses <= {200, 202, 403, 409, 422}
     assert 202 in statuses
     assert 422 in statuses
+
+
+def test_an_expired_health_cache_is_recomputed_by_one_caller_while_the_others_get_the_last_answer() -> None:
+    """``/health`` under a load balancer: when the 2 s cache expires, one request runs git, not all of them."""
+    from types import SimpleNamespace  # noqa: PLC0415 - local to this test
+
+    from symbiote_cli.worker.services.health import HealthService  # noqa: PLC0415 - local to this test
+
+    started = threading.Event()
+    release = threading.Event()
+    calls: list[int] = []
+
+    class SlowStorage:
+        def reachable(self) -> bool:
+            calls.append(1)
+            if len(calls) > 1:
+                started.set()
+                release.wait(10)
+            return True
+
+        def list_paths(self, prefix: str = "") -> list[str]:
+            return []
+
+    storage = SlowStorage()
+
+    def refresh_at_most(every: float) -> SlowStorage:
+        del every
+        return storage
+
+    def live(session: object) -> bool:
+        del session
+        return False
+
+    ctx = SimpleNamespace(
+        refresh_at_most=refresh_at_most, live=live, mode="local", settings=SimpleNamespace(storage_branch="__STORAGE__")
+    )
+    pollers = SimpleNamespace(running=list)
+    health = HealthService(ctx, pollers)  # type: ignore[arg-type]
+    assert health.check().status.value == "ok"  # the first answer, cached
+    health.cache_s = 0.0  # expired from now on
+    answers: list[str] = []
+    threads = [threading.Thread(target=lambda: answers.append(health.check().status.value)) for _ in range(20)]
+    threads[0].start()
+    assert started.wait(10)
+    for thread in threads[1:]:
+        thread.start()
+    for thread in threads[1:]:
+        thread.join(10)
+    assert len(answers) == 19  # answered from the last result while one caller recomputes
+    release.set()
+    threads[0].join(10)
+    assert answers == ["ok"] * 20
+    assert len(calls) == 2  # the first check and one recomputation, not 20

@@ -27,6 +27,7 @@ class HealthService:
         self.pollers = pollers
         self.cache_s = HEALTH_CACHE_S
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
         self._cached: tuple[float, tuple[bool, int]] | None = None
 
     def check(self) -> HealthAnswer:
@@ -41,12 +42,30 @@ class HealthService:
         )
 
     def _storage(self) -> tuple[bool, int]:
-        """(storage reachable, live sessions on it), from the cache when fresh enough."""
+        """(storage reachable, live sessions on it), from the cache when fresh enough.
+
+        When the cache expires, one caller recomputes it; the callers arriving meanwhile get the
+        previous answer instead of each running git (a load balancer asks many times a second).
+        """
         now = time.monotonic()
         with self._lock:
             cached = self._cached
         if cached is not None and now - cached[0] < self.cache_s:
             return cached[1]
+        if not self._refreshing.acquire(blocking=cached is None):
+            assert cached is not None
+            return cached[1]
+        try:
+            with self._lock:
+                cached = self._cached
+            now = time.monotonic()
+            if cached is not None and now - cached[0] < self.cache_s:
+                return cached[1]  # computed by the caller this one waited for
+            return self._recompute(now)
+        finally:
+            self._refreshing.release()
+
+    def _recompute(self, now: float) -> tuple[bool, int]:
         reachable = False
         active = 0
         try:
