@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from symbiote_cli.core import kernel, signing
+from symbiote_cli.core import kernel
 from symbiote_cli.core.clock import FakeClock
 from symbiote_cli.core.models import ActionKind, ActionRequest, ActionResult, ActionStatus
 from symbiote_cli.core.privacy import Sealer, generate_key, repo_key
@@ -36,22 +35,16 @@ try:
     from .fakegithub import FakeGitHub
     from .fakes import InMemoryGitHub
     from .openapi import data_dir
-    from .test_worker_e2e import BEARER, E2E, SECRET, Worker, wait_for
+    from .test_worker_e2e import BEARER, E2E, Worker, wait_for
 except ImportError:
     from conftest import git_env  # type: ignore[no-redef]
     from fakegithub import FakeGitHub  # type: ignore[no-redef]
     from fakes import InMemoryGitHub  # type: ignore[no-redef]
     from openapi import data_dir  # type: ignore[no-redef]
-    from test_worker_e2e import BEARER, E2E, SECRET, Worker, wait_for  # type: ignore[no-redef]
+    from test_worker_e2e import BEARER, E2E, Worker, wait_for  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.timeout(300)
 
-
-def signed_post(worker: Worker, path: str, payload: Any) -> httpx.Response:
-    """A request signed with the callback secret, as a workflow run (or the operator's tool) sends it."""
-    body = json.dumps(payload).encode()
-    stamp = signing.sign(SECRET, body, int(time.time()), method="POST", path=path)
-    return worker.post(path, content=body, headers={"Content-Type": "application/json", **stamp})
 
 VECTOR = json.loads((data_dir() / "ubiquity-os" / "kernel-signature-vector.json").read_text(encoding="utf-8"))
 REPO = "octo/hello"
@@ -310,7 +303,7 @@ def test_state_requests_sharing_an_idempotency_key_comment_once(world: E2E) -> N
              "idempotency_key": f"shared-{trial}", "user": "octo"}
             for s in ids
         ]
-        answers = at_once([partial(signed_post, worker, f"/state/{s}", r) for s, r in zip(ids, requests, strict=True)])
+        answers = at_once([partial(worker.signed_post, f"/state/{s}", r) for s, r in zip(ids, requests, strict=True)])
         assert [a.status_code for a in answers] == [202] * 6, [a.text for a in answers]
 
         def finished(state_id: str) -> dict[str, Any] | None:

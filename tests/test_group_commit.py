@@ -37,20 +37,13 @@ from symbiote_cli.worker import create_app
 try:
     from .conftest import git
     from .fakegithub import FakeGitHub
-    from .test_worker_e2e import BRANCH, E2E, SECRET, Worker, on_branch
+    from .test_worker_e2e import BRANCH, E2E, SECRET, on_branch
 except ImportError:
     from conftest import git  # type: ignore[no-redef]
     from fakegithub import FakeGitHub  # type: ignore[no-redef]
-    from test_worker_e2e import BRANCH, E2E, SECRET, Worker, on_branch  # type: ignore[no-redef]
+    from test_worker_e2e import BRANCH, E2E, SECRET, on_branch  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def signed_post(worker: Worker, path: str, payload: Any) -> httpx.Response:
-    """A request signed with the callback secret, as a workflow run (or the operator's tool) sends it."""
-    body = json.dumps(payload).encode()
-    stamp = signing.sign(SECRET, body, int(time.time()), method="POST", path=path)
-    return worker.post(path, content=body, headers={"Content-Type": "application/json", **stamp})
 
 
 @pytest.fixture
@@ -327,7 +320,7 @@ def test_simultaneous_heartbeats_to_the_worker_are_grouped_into_few_commits(worl
         payload = {**records[user].model_dump(mode="json"), "kind": "session", "status": "active",
                    "counts": {"cycles": 1, "events": 1}}
         barrier.wait()
-        statuses[user] = signed_post(worker, "/session/callback", payload).status_code
+        statuses[user] = worker.signed_post("/session/callback", payload).status_code
 
     threads = [threading.Thread(target=report, args=(u,)) for u in users]
     for thread in threads:
